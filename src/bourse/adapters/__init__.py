@@ -1,0 +1,1 @@
+"""The only I/O: PostgreSQL, crypto libraries, venues, mail, payments, bus."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: the embedded server, the engine, tables, repositories, unit of work, migrations."""

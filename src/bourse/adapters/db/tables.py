@@ -1,0 +1,140 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``migrations/versions`` create them;
+repositories query through them. Money columns are NUMERIC, never float."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _created_at() -> Column:  # type: ignore[type-arg]
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+user_groups = Table(
+    "user_groups",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    _created_at(),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("uid", BigInteger, Identity(start=100001), primary_key=True),
+    Column("username", Text, nullable=False, unique=True),
+    Column("email", Text, unique=True),
+    Column("phone", Text, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("group_name", Text, ForeignKey("user_groups.name"), nullable=False, server_default="default"),
+    Column("totp_secret_enc", Text),
+    Column("totp_enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("totp_last_step", BigInteger, nullable=False, server_default=text("0")),
+    Column("is_active", Boolean, nullable=False, server_default=text("true")),
+    _created_at(),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column("uid", BigInteger, ForeignKey("users.uid", ondelete="CASCADE"), nullable=False),
+    Column("role", Text, nullable=False),
+    _created_at(),
+    PrimaryKeyConstraint("uid", "role"),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", Text, primary_key=True),
+    Column("uid", BigInteger, ForeignKey("users.uid"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("account_type", Text, nullable=False, server_default="Hedging"),
+    Column("is_default", Boolean, nullable=False, server_default=text("false")),
+    _created_at(),
+    Index("uq_accounts_one_default_per_user", "uid", unique=True, postgresql_where=text("is_default")),
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", Text, primary_key=True),
+    Column("uid", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("ip", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_login_failures_username_at", "username", "at"),
+    Index("ix_login_failures_ip_at", "ip", "at"),
+)
+
+service_tokens = Table(
+    "service_tokens",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("token_hash", LargeBinary, nullable=False, unique=True),
+    Column("scopes", ARRAY(Text), nullable=False),
+    _created_at(),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("uq_service_tokens_active_name", "name", unique=True, postgresql_where=text("revoked_at IS NULL")),
+)
+
+app_keys = Table(
+    "app_keys",
+    metadata,
+    Column("app_key", Text, primary_key=True),
+    Column("company_id", Text, nullable=False, index=True),
+    Column("secret_enc", Text, nullable=False),
+    _created_at(),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.clock_timestamp()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("request_id", Text),
+    Column("ip", Text),
+    Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_audit_log_subject_at", "subject", "at"),
+    Index("ix_audit_log_action_at", "action", "at"),
+)

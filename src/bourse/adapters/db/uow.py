@@ -1,0 +1,86 @@
+"""The SQL unit of work: one connection, one transaction, every repository on it.
+
+Leaving the block without ``commit()`` rolls back, so a use case that raises
+half-way leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bourse.adapters.db.identity_repos import (
+    SqlAccountRepository,
+    SqlAppKeyRepository,
+    SqlAuditLog,
+    SqlLoginFailureRepository,
+    SqlRevokedTokenRepository,
+    SqlServiceTokenRepository,
+    SqlUserRepository,
+)
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        conn = await self._engine.connect()
+        await conn.begin()
+        self._conn = conn
+        self.users = SqlUserRepository(conn)
+        self.accounts = SqlAccountRepository(conn)
+        self.revoked_tokens = SqlRevokedTokenRepository(conn)
+        self.login_failures = SqlLoginFailureRepository(conn)
+        self.service_tokens = SqlServiceTokenRepository(conn)
+        self.app_keys = SqlAppKeyRepository(conn)
+        self.audit = SqlAuditLog(conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+    @property
+    def connection(self) -> AsyncConnection:
+        assert self._conn is not None, "unit of work used outside its 'async with' block"
+        return self._conn
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+        await self.connection.begin()
+
+    async def rollback(self) -> None:
+        await self.connection.rollback()
+        await self.connection.begin()
+
+
+class SqlDatabase:
+    """Health checks for /readyz."""
+
+    def __init__(self, engine: AsyncEngine, head_revision: str) -> None:
+        self._engine = engine
+        self._head = head_revision
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def migrations_current(self) -> bool:
+        async with self._engine.connect() as conn:
+            try:
+                row = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).first()
+            except Exception:
+                return False
+        return row is not None and row[0] == self._head

@@ -1,0 +1,45 @@
+"""The FastAPI app factory: every dialect mounted at its prefix, one edge middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bourse import __version__
+from bourse.api.brokerage.router import router as brokerage_router
+from bourse.api.common.edge import EdgeMiddleware
+from bourse.api.common.errors import install_error_handlers
+from bourse.api.copytrade.router import router as copytrade_router
+from bourse.api.feeshare.router import router as feeshare_router
+from bourse.api.native.auth import router as auth_router
+from bourse.api.native.health import router as health_router
+from bourse.api.terminal.router import router as terminal_router
+from bourse.api.wallet.router import router as wallet_router
+from bourse.bootstrap import Container
+
+DIALECT_ROUTERS = (wallet_router, terminal_router, copytrade_router, feeshare_router, brokerage_router)
+
+
+def create_app(container: Container, *, dispose_on_shutdown: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if dispose_on_shutdown:
+            await container.aclose()
+
+    app = FastAPI(
+        title="bourse",
+        version=__version__,
+        description="One trading and brokerage core, five API dialects.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    for router in DIALECT_ROUTERS:
+        app.include_router(router)
+    app.add_middleware(EdgeMiddleware, limiter=container.rate_limiter)
+    return app

@@ -1,0 +1,84 @@
+"""Composition root: settings in, services out. The only module that picks adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bourse.adapters.crypto import Argon2PasswordHasher, FernetCipher, JwtCodec, SystemClock, TotpCodes
+from bourse.adapters.db.embedded import start_embedded
+from bourse.adapters.db.engine import asyncpg_url, make_engine
+from bourse.adapters.db.migrate import head_revision, upgrade
+from bourse.adapters.db.uow import SqlDatabase, SqlUnitOfWork
+from bourse.adapters.ratelimit import LimitsRateLimiter
+from bourse.config import Settings
+from bourse.service.credentials import CredentialService
+from bourse.service.identity import IdentityService, LoginPolicy
+from bourse.service.ports import Clock, PasswordHasher, UnitOfWork
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured PostgreSQL, or the embedded one under the data dir (started if needed)."""
+    if settings.database_url:
+        return asyncpg_url(settings.database_url)
+    return start_embedded(settings.data_dir)
+
+
+def migrate(url: str) -> None:
+    upgrade(url)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    identity: IdentityService
+    credentials: CredentialService
+    database: SqlDatabase
+    clock: Clock
+    rate_limiter: LimitsRateLimiter | None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def uow(self) -> UnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
+          clock: Clock | None = None) -> Container:
+    """Wire the services for one process. ``url`` must already be migrated."""
+    engine = make_engine(url, settings.db_pool_size)
+    clock = clock or SystemClock()
+    cipher = FernetCipher(settings.secret_key.get_secret_value())
+
+    def uow() -> UnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    identity = IdentityService(
+        uow,
+        clock,
+        hasher or Argon2PasswordHasher(),
+        JwtCodec(settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience,
+                 settings.jwt_ttl_seconds),
+        cipher,
+        TotpCodes(),
+        LoginPolicy(
+            max_failures_per_user=settings.login_max_failures_per_user,
+            max_failures_per_ip=settings.login_max_failures_per_ip,
+            window=timedelta(seconds=settings.login_failure_window_seconds),
+        ),
+    )
+    limits = settings.rate_limit_per_second
+    return Container(
+        settings=settings,
+        engine=engine,
+        identity=identity,
+        credentials=CredentialService(uow, cipher),
+        database=SqlDatabase(engine, head_revision()),
+        clock=clock,
+        rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
+    )

@@ -1,0 +1,161 @@
+"""The ``bourse`` command line: serve, demo, db, admin, ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from bourse.api.app import create_app
+from bourse.bootstrap import Container, build
+from bourse.cli.runtime import ServeLock, database, load_settings, print_json, run_with_container
+from bourse.config import Settings
+from bourse.logs import configure_logging
+
+app = typer.Typer(help="bourse: crypto trading and brokerage platform", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database commands", no_args_is_help=True)
+admin_app = typer.Typer(help="Users, roles and credentials", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="BOURSE_DATA_DIR", help="where the embedded PostgreSQL keeps its data",
+                 show_default="./var"),
+]
+Host = Annotated[str | None, typer.Option("--host", help="bind address", show_default="127.0.0.1")]
+Port = Annotated[int | None, typer.Option("--port", help="bind port", show_default="8000")]
+
+
+def _serve(settings: Settings, on_ready: object = None) -> None:
+    ServeLock(settings.data_dir).acquire()
+    configure_logging(settings.log_level, settings.log_json)
+    url = database(settings)
+    container = build(settings, url)
+    if callable(on_ready):
+        import asyncio
+
+        asyncio.run(on_ready(settings, url))
+    uvicorn.run(create_app(container), host=settings.host, port=settings.port, log_config=None,
+                access_log=False, proxy_headers=False)
+
+
+@app.command()
+def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
+    """Run the platform (all dialects) on one process."""
+    _serve(load_settings(data_dir, host=host, port=port))
+
+
+@app.command()
+def demo(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
+    """Serve with demo data (idempotent); prints the URL and the logins."""
+    from bourse.cli.demo import seed_and_print
+
+    _serve(load_settings(data_dir, host=host, port=port), on_ready=seed_and_print)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply pending migrations."""
+    database(load_settings(data_dir))
+    typer.echo("database is at the latest migration")
+
+
+@admin_app.command("create-user")
+def create_user(
+    username: str,
+    password: Annotated[str, typer.Option("--password", help="at least 8 characters")],
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="trader (default), admin, operator, "
+                                                   "accountant, support; repeatable")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a user with a default trading account; prints uid, userId, username, accountId."""
+    from bourse.domain.identity import parse_role
+
+    async def work(c: Container) -> None:
+        roles = tuple(parse_role(r) for r in (role or ["trader"]))
+        created = await c.identity.create_user(username, password, email=email, phone=phone, roles=roles,
+                                               actor="cli")
+        print_json({"uid": created.user.uid, "userId": str(created.user.uid),
+                    "username": created.user.username, "accountId": created.account.account_id})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+@admin_app.command("grant")
+def grant(username: str, role: str, data_dir: DataDir = None) -> None:
+    """Grant ROLE to USERNAME."""
+
+    async def work(c: Container) -> None:
+        added = await c.identity.grant(username, role, actor="cli")
+        print_json({"username": username, "role": role, "granted": added})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+@admin_app.command("revoke")
+def revoke(username: str, role: str, data_dir: DataDir = None) -> None:
+    """Take ROLE away from USERNAME."""
+
+    async def work(c: Container) -> None:
+        removed = await c.identity.revoke_role(username, role, actor="cli")
+        print_json({"username": username, "role": role, "revoked": removed})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+@admin_app.command("create-service-token")
+def create_service_token(
+    name: str,
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="ext-orders (default); repeatable")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a service token for an ext-order caller; the token is shown once."""
+
+    async def work(c: Container) -> None:
+        new = await c.credentials.create_service_token(name, tuple(scope or ["ext-orders"]))
+        print_json({"name": new.name, "token": new.token})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+@admin_app.command("revoke-service-token")
+def revoke_service_token(name: str, data_dir: DataDir = None) -> None:
+    """Revoke the active service token called NAME."""
+
+    async def work(c: Container) -> None:
+        await c.credentials.revoke_service_token(name)
+        print_json({"name": name, "revoked": True})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+@admin_app.command("create-app-key")
+def create_app_key(company_id: str, data_dir: DataDir = None) -> None:
+    """Create an app key and secret for a merchant; the secret is shown once."""
+
+    async def work(c: Container) -> None:
+        new = await c.credentials.create_app_key(company_id)
+        print_json({"appKey": new.app_key, "secret": new.secret})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+@admin_app.command("revoke-app-key")
+def revoke_app_key(app_key: str, data_dir: DataDir = None) -> None:
+    """Revoke a merchant app key."""
+
+    async def work(c: Container) -> None:
+        await c.credentials.revoke_app_key(app_key)
+        print_json({"appKey": app_key, "revoked": True})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+if __name__ == "__main__":
+    app()

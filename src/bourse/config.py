@@ -1,0 +1,81 @@
+"""Settings, read once from the environment (prefix ``BOURSE_``) and frozen.
+
+Secrets have development defaults so that ``make demo`` works on a fresh clone;
+outside ``BOURSE_ENV=dev`` a secret left at its default refuses to start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
+DEV_SECRET_KEY = "dev-only-master-key-change-me-0123456789abcdef"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOURSE_", frozen=True, extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = Path("./var")
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset means the embedded server under data_dir"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_issuer: str = "bourse"
+    jwt_audience: str = "bourse-api"
+    jwt_ttl_seconds: int = 3600
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_ip: int = 50
+    login_failure_window_seconds: int = 900
+
+    rate_limit: str = Field(
+        default="200/400",
+        description="requests per second per caller and burst, as RATE/BURST; 'off' disables it",
+    )
+    redis_url: str | None = None
+
+    root_asset: str = "USDT"
+    callback_allowlist: tuple[str, ...] = Field(
+        default=(), description="host[:port] entries a transfer callbackUrl may point at despite being private"
+    )
+    db_pool_size: int = 10
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_shape(cls, value: str) -> str:
+        if value == "off":
+            return value
+        rate, _, burst = value.partition("/")
+        if not rate.isdigit() or (burst and not burst.isdigit()) or int(rate) <= 0:
+            raise ValueError("BOURSE_RATE_LIMIT must be 'off', 'RATE' or 'RATE/BURST' with whole numbers")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_dev(self) -> Settings:
+        if self.env != "dev":
+            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+                raise ValueError("BOURSE_JWT_SECRET must be set outside BOURSE_ENV=dev")
+            if self.secret_key.get_secret_value() == DEV_SECRET_KEY:
+                raise ValueError("BOURSE_SECRET_KEY must be set outside BOURSE_ENV=dev")
+        if len(self.jwt_secret.get_secret_value()) < 32:
+            raise ValueError("BOURSE_JWT_SECRET must be at least 32 characters")
+        return self
+
+    @property
+    def rate_limit_per_second(self) -> tuple[int, int] | None:
+        """(rate, burst) or None when rate limiting is off."""
+        if self.rate_limit == "off":
+            return None
+        rate, _, burst = self.rate_limit.partition("/")
+        return int(rate), int(burst or rate)

@@ -1,0 +1,34 @@
+"""The audit trail: one append-only entry per security- or money-relevant act."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class AuditAction(StrEnum):
+    LOGIN = "login"
+    LOGIN_FAILED = "login.failed"
+    LOGOUT = "logout"
+    USER_CREATED = "user.created"
+    ROLE_GRANTED = "role.granted"
+    ROLE_REVOKED = "role.revoked"
+    TOTP_ENROLLED = "totp.enrolled"
+    TOTP_ENABLED = "totp.enabled"
+    TOTP_DISABLED = "totp.disabled"
+    SERVICE_TOKEN_CREATED = "service_token.created"
+    SERVICE_TOKEN_REVOKED = "service_token.revoked"
+    APP_KEY_CREATED = "app_key.created"
+    APP_KEY_REVOKED = "app_key.revoked"
+    MONEY_MOVED = "money.moved"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor: str
+    action: AuditAction
+    subject: str
+    request_id: str | None = None
+    ip: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,111 @@
+"""Machine credentials: service tokens (ext-order callers) and merchant app keys.
+
+Both are random and shown once. Service tokens are stored as a SHA-256 digest:
+they carry 256 bits of entropy, so a slow hash adds nothing. App secrets are
+stored encrypted, because the server needs them back to verify HMAC signs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from bourse.domain.audit import AuditAction, AuditEntry
+from bourse.domain.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from bourse.domain.identity import SERVICE_SCOPES, ServiceCaller
+from bourse.service.context import RequestMeta
+from bourse.service.ports import SecretCipher, UnitOfWorkFactory
+
+SERVICE_TOKEN_PREFIX = "bst_"
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewServiceToken:
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewAppKey:
+    app_key: str
+    secret: str
+
+
+class CredentialService:
+    def __init__(self, uow: UnitOfWorkFactory, cipher: SecretCipher) -> None:
+        self._uow = uow
+        self._cipher = cipher
+
+    async def create_service_token(
+        self, name: str, scopes: tuple[str, ...] = ("ext-orders",), meta: RequestMeta | None = None
+    ) -> NewServiceToken:
+        if not name or len(name) > 64:
+            raise InvalidInput("name must have 1-64 characters", field="name")
+        unknown = set(scopes) - SERVICE_SCOPES
+        if unknown or not scopes:
+            raise InvalidInput(
+                f"scopes must be among {', '.join(sorted(SERVICE_SCOPES))}", field="scope"
+            )
+        token = SERVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        meta = meta or RequestMeta.cli()
+        async with self._uow() as uow:
+            if await uow.service_tokens.exists(name):
+                raise Conflict(f"a service token named {name!r} exists", field="name")
+            await uow.service_tokens.add(name, digest(token), frozenset(scopes))
+            await uow.audit.append(AuditEntry("admin", AuditAction.SERVICE_TOKEN_CREATED, f"service_token:{name}",
+                                              meta.request_id, meta.ip, {"scopes": sorted(scopes)}))
+            await uow.commit()
+        return NewServiceToken(name, token)
+
+    async def revoke_service_token(self, name: str, meta: RequestMeta | None = None) -> None:
+        meta = meta or RequestMeta.cli()
+        async with self._uow() as uow:
+            if not await uow.service_tokens.revoke(name):
+                raise NotFound(f"no active service token named {name!r}")
+            await uow.audit.append(AuditEntry("admin", AuditAction.SERVICE_TOKEN_REVOKED, f"service_token:{name}",
+                                              meta.request_id, meta.ip))
+            await uow.commit()
+
+    async def authenticate_service(self, token: str) -> ServiceCaller:
+        if not token.startswith(SERVICE_TOKEN_PREFIX):
+            raise NotAuthenticated("not a service token")
+        async with self._uow() as uow:
+            record = await uow.service_tokens.by_hash(digest(token))
+        if record is None or record.revoked:
+            raise NotAuthenticated("unknown or revoked service token")
+        return ServiceCaller(record.id, record.name, record.scopes)
+
+    async def create_app_key(self, company_id: str, meta: RequestMeta | None = None) -> NewAppKey:
+        if not company_id or len(company_id) > 64:
+            raise InvalidInput("company id must have 1-64 characters", field="companyId")
+        app_key = secrets.token_hex(16)
+        secret = secrets.token_hex(32)
+        meta = meta or RequestMeta.cli()
+        async with self._uow() as uow:
+            await uow.app_keys.add(app_key, company_id, self._cipher.encrypt(secret))
+            await uow.audit.append(AuditEntry("admin", AuditAction.APP_KEY_CREATED, f"app_key:{app_key}",
+                                              meta.request_id, meta.ip, {"companyId": company_id}))
+            await uow.commit()
+        return NewAppKey(app_key, secret)
+
+    async def revoke_app_key(self, app_key: str, meta: RequestMeta | None = None) -> None:
+        meta = meta or RequestMeta.cli()
+        async with self._uow() as uow:
+            if not await uow.app_keys.revoke(app_key):
+                raise NotFound(f"no active app key {app_key!r}")
+            await uow.audit.append(AuditEntry("admin", AuditAction.APP_KEY_REVOKED, f"app_key:{app_key}",
+                                              meta.request_id, meta.ip))
+            await uow.commit()
+
+    async def app_secret(self, app_key: str) -> tuple[str, str]:
+        """(company id, secret) of an active app key, for verifying a merchant's signature."""
+        async with self._uow() as uow:
+            record = await uow.app_keys.get(app_key)
+        if record is None or record.revoked:
+            raise NotAuthenticated("unknown or revoked app key")
+        return record.company_id, self._cipher.decrypt(record.secret_enc)

@@ -1,0 +1,195 @@
+"""The service layer's view of the world: Protocols the adapters implement.
+
+Nothing here knows about SQL, HTTP or a particular library; ``bootstrap.py``
+wires the real adapters in, tests may wire fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from bourse.domain.audit import AuditEntry
+from bourse.domain.identity import Role
+from bourse.domain.values import AccountId, UserId
+
+# --- records as stored -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    uid: UserId
+    username: str
+    email: str | None
+    phone: str | None
+    group: str
+    password_hash: str
+    totp_secret_enc: str | None
+    totp_enabled: bool
+    totp_last_step: int
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    account_id: AccountId
+    uid: UserId
+    name: str
+    account_type: str
+    is_default: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOwner:
+    """What a bearer token resolves to: enough to authorise one request."""
+
+    uid: UserId
+    username: str
+    roles: frozenset[Role]
+    is_active: bool
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTokenRecord:
+    id: int
+    name: str
+    scopes: frozenset[str]
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppKeyRecord:
+    app_key: str
+    company_id: str
+    secret_enc: str
+    revoked: bool
+
+
+# --- repositories ------------------------------------------------------------------------------
+
+
+class UserRepository(Protocol):
+    async def add(
+        self, username: str, email: str | None, phone: str | None, password_hash: str, group: str
+    ) -> UserId: ...
+    async def get(self, uid: UserId) -> UserRecord | None: ...
+    async def get_by_username(self, username: str) -> UserRecord | None: ...
+    async def set_password_hash(self, uid: UserId, password_hash: str) -> None: ...
+    async def set_totp(self, uid: UserId, secret_enc: str | None, enabled: bool) -> None: ...
+    async def use_totp_step(self, uid: UserId, step: int) -> bool:
+        """Record ``step`` as used; False when it (or a later one) was used already."""
+        ...
+
+    async def roles(self, uid: UserId) -> frozenset[Role]: ...
+    async def grant(self, uid: UserId, role: Role) -> bool: ...
+    async def revoke_role(self, uid: UserId, role: Role) -> bool: ...
+    async def ensure_group(self, name: str) -> None: ...
+    async def token_owner(self, uid: UserId, jti: str) -> TokenOwner | None: ...
+
+
+class AccountRepository(Protocol):
+    async def add(
+        self, account_id: AccountId, uid: UserId, name: str, account_type: str, is_default: bool
+    ) -> AccountRecord: ...
+    async def get(self, account_id: AccountId) -> AccountRecord | None: ...
+    async def list_for_user(self, uid: UserId) -> list[AccountRecord]: ...
+    async def default_for_user(self, uid: UserId) -> AccountRecord | None: ...
+
+
+class RevokedTokenRepository(Protocol):
+    async def revoke(self, jti: str, uid: UserId, expires_at: datetime) -> None: ...
+
+
+class LoginFailureRepository(Protocol):
+    async def record(self, username: str, ip: str | None, at: datetime) -> None: ...
+    async def nth_recent(self, username: str | None, ip: str | None, n: int, since: datetime) -> datetime | None:
+        """When the n-th most recent failure since ``since`` (for username, or from ip) happened, if any."""
+        ...
+
+    async def clear_user(self, username: str) -> None: ...
+
+
+class ServiceTokenRepository(Protocol):
+    async def add(self, name: str, token_hash: bytes, scopes: frozenset[str]) -> int: ...
+    async def exists(self, name: str) -> bool: ...
+    async def by_hash(self, token_hash: bytes) -> ServiceTokenRecord | None: ...
+    async def revoke(self, name: str) -> bool: ...
+
+
+class AppKeyRepository(Protocol):
+    async def add(self, app_key: str, company_id: str, secret_enc: str) -> None: ...
+    async def get(self, app_key: str) -> AppKeyRecord | None: ...
+    async def revoke(self, app_key: str) -> bool: ...
+
+
+class AuditLog(Protocol):
+    async def append(self, entry: AuditEntry) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    accounts: AccountRepository
+    revoked_tokens: RevokedTokenRepository
+    login_failures: LoginFailureRepository
+    service_tokens: ServiceTokenRepository
+    app_keys: AppKeyRepository
+    audit: AuditLog
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+# --- other ports -------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+    def verify(self, password_hash: str, password: str) -> bool: ...
+    def needs_rehash(self, password_hash: str) -> bool: ...
+
+
+class TokenCodec(Protocol):
+    """Issues and checks access tokens; ``decode`` raises NotAuthenticated on anything wrong."""
+
+    ttl_seconds: int
+
+    def issue(self, uid: UserId, jti: str, now: datetime) -> str: ...
+    def decode(self, token: str) -> dict[str, Any]: ...
+
+
+class SecretCipher(Protocol):
+    """Reversible encryption for secrets the server must read back (TOTP seeds, app secrets)."""
+
+    def encrypt(self, plaintext: str) -> str: ...
+    def decrypt(self, ciphertext: str) -> str: ...
+
+
+class OneTimePasswords(Protocol):
+    def new_secret(self) -> str: ...
+    def provisioning_uri(self, secret: str, username: str) -> str: ...
+    def matching_step(self, secret: str, code: str, now: datetime) -> int | None:
+        """The time step ``code`` is valid for (allowing one step of drift), or None."""
+        ...
+
+
+class Database(Protocol):
+    """Health of the storage, for /readyz."""
+
+    async def ping(self) -> None: ...
+    async def migrations_current(self) -> bool: ...
