@@ -63,7 +63,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         clock,
         hasher or Argon2PasswordHasher(),
         JwtCodec(settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience,
-                 settings.jwt_ttl_seconds),
+                 settings.jwt_ttl_seconds, clock),
         cipher,
         TotpCodes(),
         LoginPolicy(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import argon2
 import jwt
@@ -15,12 +15,16 @@ from cryptography.fernet import Fernet, InvalidToken
 from bourse.domain.errors import InvariantViolation, NotAuthenticated
 from bourse.domain.values import UserId
 
+if TYPE_CHECKING:
+    from bourse.service.ports import Clock
+
 # OWASP password storage cheat sheet, argon2id: m=19 MiB, t=2, p=1.
 ARGON2_MEMORY_KIB = 19 * 1024
 ARGON2_TIME_COST = 2
 ARGON2_PARALLELISM = 1
 
 JWT_ALGORITHM = "HS256"  # one hard-coded algorithm: a token's own "alg" header never chooses it
+JWT_CLOCK_SKEW_SECONDS = 5
 
 
 class SystemClock:
@@ -53,11 +57,12 @@ class Argon2PasswordHasher:
 
 
 class JwtCodec:
-    def __init__(self, secret: str, issuer: str, audience: str, ttl_seconds: int) -> None:
+    def __init__(self, secret: str, issuer: str, audience: str, ttl_seconds: int, clock: Clock) -> None:
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
         self.ttl_seconds = ttl_seconds
+        self._clock = clock
 
     def issue(self, uid: UserId, jti: str, now: datetime) -> str:
         iat = int(now.timestamp())
@@ -73,18 +78,30 @@ class JwtCodec:
 
     def decode(self, token: str) -> dict[str, Any]:
         try:
-            return jwt.decode(
+            claims = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[JWT_ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": ["exp", "iat", "iss", "aud", "jti", "sub"]},
+                # Times are checked below against the clock that issued them, not PyJWT's wall clock.
+                options={
+                    "require": ["exp", "iat", "iss", "aud", "jti", "sub"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError as e:
-            raise NotAuthenticated("token expired") from e
         except jwt.PyJWTError as e:
             raise NotAuthenticated("invalid token") from e
+        exp, iat = claims["exp"], claims["iat"]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
+            raise NotAuthenticated("invalid token")
+        now = self._clock.now().timestamp()
+        if exp <= now:
+            raise NotAuthenticated("token expired")
+        if iat > now + JWT_CLOCK_SKEW_SECONDS:
+            raise NotAuthenticated("token issued in the future")
+        return claims
 
 
 class FernetCipher:
@@ -100,7 +117,9 @@ class FernetCipher:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as e:
-            raise InvariantViolation("a stored secret does not decrypt: was BOURSE_SECRET_KEY changed?") from e
+            raise InvariantViolation(
+                "a stored secret does not decrypt: was BOURSE_SECRET_KEY changed?"
+            ) from e
 
 
 class TotpCodes:
@@ -111,7 +130,9 @@ class TotpCodes:
         return pyotp.random_base32()
 
     def provisioning_uri(self, secret: str, username: str) -> str:
-        return pyotp.TOTP(secret, interval=self.interval).provisioning_uri(name=username, issuer_name=self.issuer)
+        return pyotp.TOTP(secret, interval=self.interval).provisioning_uri(
+            name=username, issuer_name=self.issuer
+        )
 
     def matching_step(self, secret: str, code: str, now: datetime) -> int | None:
         code = code.strip()
