@@ -16,6 +16,7 @@ from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.config import Settings
 from bourse.service.credentials import CredentialService
 from bourse.service.identity import IdentityService, LoginPolicy
+from bourse.service.ledger import LedgerService
 from bourse.service.ports import Clock, PasswordHasher, UnitOfWork
 
 
@@ -39,6 +40,7 @@ class Container:
     database: SqlDatabase
     clock: Clock
     rate_limiter: LimitsRateLimiter | None
+    ledger: LedgerService
     extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
@@ -81,4 +83,5 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         database=SqlDatabase(engine, head_revision()),
         clock=clock,
         rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
+        ledger=LedgerService(uow),
     )

@@ -20,6 +20,8 @@ db_app = typer.Typer(help="Database commands", no_args_is_help=True)
 admin_app = typer.Typer(help="Users, roles and credentials", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
+ledger_app = typer.Typer(help="Ledger commands", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 DataDir = Annotated[
     Path | None,
@@ -156,6 +158,17 @@ def revoke_app_key(app_key: str, data_dir: DataDir = None) -> None:
 
     run_with_container(load_settings(data_dir), work)
 
+
+@ledger_app.command("check")
+def ledger_check(data_dir: DataDir = None) -> None:
+    """Recompute every balance from the postings; exit 1 and name each mismatch if any."""
+    from bourse.cli.ledger import print_check
+
+    async def work(c: Container) -> bool:
+        return print_check(await c.ledger.check())
+
+    if not run_with_container(load_settings(data_dir), work):
+        raise typer.Exit(1)
 
 if __name__ == "__main__":
     app()

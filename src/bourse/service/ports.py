@@ -6,15 +6,17 @@ wires the real adapters in, tests may wire fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from bourse.domain.audit import AuditEntry
 from bourse.domain.identity import Role
-from bourse.domain.values import AccountId, UserId
+from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
+from bourse.domain.values import AccountId, AssetId, UserId
 
 # --- records as stored -------------------------------------------------------------------------
 
@@ -131,6 +133,59 @@ class AuditLog(Protocol):
     async def append(self, entry: AuditEntry) -> None: ...
 
 
+class LedgerRepository(Protocol):
+    """The double-entry ledger. Every write is all-or-nothing: on any error nothing of it is applied
+    and the unit of work stays usable (a savepoint is rolled back)."""
+
+    async def apply(self, tx: LedgerTransaction) -> int:
+        """Post ``tx``; returns its id. InsufficientFunds(owner=, asset=, bucket=) if a non-system
+        balance would go negative; Conflict if its business_key was used; NotFound for an unknown asset."""
+        ...
+
+    async def apply_many(self, txs: Sequence[LedgerTransaction]) -> list[int]:
+        """Post ``txs`` in order in a few round trips (group commit); ids in input order; all or nothing.
+        No balance may go negative after any prefix of ``txs``."""
+        ...
+
+    async def balance(self, owner: str, asset: AssetId, bucket: str) -> Decimal: ...
+    async def balances(self, owner: str) -> list[Balance]:
+        """Every (asset, bucket) the owner ever had a posting in, zero balances included, sorted by
+        asset then bucket."""
+        ...
+
+    async def place_hold(self, owner: str, asset: AssetId, amount: Decimal, reference: str, kind: str) -> Hold:
+        """Move ``amount`` available -> locked in one ledger transaction; the hold is pending."""
+        ...
+
+    async def get_hold(self, hold_id: int, *, for_update: bool = False) -> Hold | None: ...
+    async def post_hold(self, hold_id: int, dst: tuple[str, str], kind: str) -> int:
+        """locked -> ``dst`` (owner, bucket); status posted; returns the tx id. Conflict unless pending."""
+        ...
+
+    async def void_hold(self, hold_id: int, kind: str) -> int:
+        """locked -> available; status voided; returns the tx id. Conflict unless pending."""
+        ...
+
+    async def check(self) -> LedgerCheckReport:
+        """Recompute every balance and every transaction's sums from the postings."""
+        ...
+
+
+class AssetRepository(Protocol):
+    async def add(self, asset: Asset) -> None:
+        """Conflict if the id exists."""
+        ...
+
+    async def update(self, asset: Asset) -> None:
+        """NotFound if missing."""
+        ...
+
+    async def get(self, asset_id: AssetId) -> Asset | None: ...
+    async def list(self) -> list[Asset]:
+        """Sorted by id."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -139,6 +194,8 @@ class UnitOfWork(Protocol):
     service_tokens: ServiceTokenRepository
     app_keys: AppKeyRepository
     audit: AuditLog
+    ledger: LedgerRepository
+    assets: AssetRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -138,3 +138,6 @@ audit_log = Table(
     Index("ix_audit_log_subject_at", "subject", "at"),
     Index("ix_audit_log_action_at", "action", "at"),
 )
+
+
+from bourse.adapters.db import ledger_tables  # noqa: F401, E402

@@ -20,6 +20,7 @@ from bourse.adapters.db.identity_repos import (
     SqlServiceTokenRepository,
     SqlUserRepository,
 )
+from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
 
 
 class SqlUnitOfWork:
@@ -38,6 +39,8 @@ class SqlUnitOfWork:
         self.service_tokens = SqlServiceTokenRepository(conn)
         self.app_keys = SqlAppKeyRepository(conn)
         self.audit = SqlAuditLog(conn)
+        self.ledger = SqlLedgerRepository(conn)
+        self.assets = SqlAssetRepository(conn)
         return self
 
     async def __aexit__(
