@@ -21,6 +21,7 @@ class AuditAction(StrEnum):
     SERVICE_TOKEN_REVOKED = "service_token.revoked"
     APP_KEY_CREATED = "app_key.created"
     APP_KEY_REVOKED = "app_key.revoked"
+    ACCOUNT_OPENED = "account.opened"
     MONEY_MOVED = "money.moved"
 
 

@@ -3,5 +3,13 @@ back office and notifications, each mounted at its own prefix."""
 
 from fastapi import APIRouter
 
+from bourse.api.brokerage.transfers import router as transfers_router
+
 PREFIXES = ("/frontoffice", "/marketdata", "/api", "/back-api", "/notification")
 router = APIRouter(tags=["brokerage"])
+router.include_router(transfers_router)
+
+from bourse.api.brokerage import backoffice_accounts, frontoffice_accounts  # noqa: E402
+
+router.include_router(backoffice_accounts.router)
+router.include_router(frontoffice_accounts.router)
