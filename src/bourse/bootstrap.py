@@ -18,6 +18,7 @@ from bourse.service.credentials import CredentialService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
 from bourse.service.ports import Clock, PasswordHasher, UnitOfWork
+from bourse.service.wallet import WalletService
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -41,6 +42,7 @@ class Container:
     clock: Clock
     rate_limiter: LimitsRateLimiter | None
     ledger: LedgerService
+    wallet: WalletService
     extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
@@ -84,4 +86,5 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         clock=clock,
         rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
         ledger=LedgerService(uow),
+        wallet=WalletService(uow, clock),
     )

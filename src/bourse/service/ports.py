@@ -6,7 +6,7 @@ wires the real adapters in, tests may wire fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +17,7 @@ from bourse.domain.audit import AuditEntry
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
 from bourse.domain.values import AccountId, AssetId, UserId
+from bourse.domain.wallet import ExtRequestType
 
 # --- records as stored -------------------------------------------------------------------------
 
@@ -186,6 +187,30 @@ class AssetRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ExtRequestRecord:
+    """One applied ext-orders request: the fields as sent, its fingerprint and the response given."""
+
+    caller_id: int
+    ext_request_id: str
+    type: ExtRequestType
+    uid: UserId
+    account_id: AccountId
+    currency: AssetId
+    request: Mapping[str, str | None]
+    fingerprint: bytes
+    response: Mapping[str, Any]
+    created_at: datetime
+
+
+class ExtRequestRepository(Protocol):
+    async def get(self, caller_id: int, ext_request_id: str) -> ExtRequestRecord | None: ...
+    async def reserve(self, record: ExtRequestRecord) -> bool:
+        """Insert unless (caller_id, ext_request_id) exists; False (nothing written) when it does.
+        Waits for a concurrent insert of the same key to finish first; InProgress if that takes too long."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -196,6 +221,7 @@ class UnitOfWork(Protocol):
     audit: AuditLog
     ledger: LedgerRepository
     assets: AssetRepository
+    ext_requests: ExtRequestRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

@@ -141,3 +141,4 @@ audit_log = Table(
 
 
 from bourse.adapters.db import ledger_tables  # noqa: F401, E402
+from bourse.adapters.db import wallet_tables  # noqa: F401, E402

@@ -21,6 +21,7 @@ from bourse.adapters.db.identity_repos import (
     SqlUserRepository,
 )
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
+from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
 
 
 class SqlUnitOfWork:
@@ -41,6 +42,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(conn)
         self.ledger = SqlLedgerRepository(conn)
         self.assets = SqlAssetRepository(conn)
+        self.ext_requests = SqlExtRequestRepository(conn)
         return self
 
     async def __aexit__(
