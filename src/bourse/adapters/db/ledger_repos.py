@@ -1,27 +1,34 @@
 """Ledger and asset repositories on PostgreSQL.
 
-A ledger write takes two statements inside a savepoint:
-1. ``ledger_lock_accounts`` (migration 0002) creates the missing ledger accounts and
-   locks every account the batch touches, in id order. Every writer locks in that one
-   order, so two writers never deadlock, and a locked balance cannot change under us.
-2. With the locked balances the batch is checked in Python, in order (no user balance
-   may go negative after any transaction: InsufficientFunds names the account), then one
-   statement inserts the transactions, inserts all postings and adds each account's net
-   delta to its balance.
-The database refuses a negative user balance (CHECK) and an unbalanced transaction
-(trigger) on its own; a refused write rolls back to the savepoint, so nothing of it is
+Every account a write touches is locked in one order, by id, before its balance
+changes, so two writers never deadlock and a balance cannot change between our
+read and our update. A write runs in a savepoint: on any refusal nothing of it is
 applied and the unit of work stays usable.
+
+The fast path is one statement: it locks the touched accounts (ids remembered from
+earlier writes), inserts the transactions and all postings and adds each account's
+net delta; the locked balances it returns are then checked in Python, in order (no
+user balance may go negative after any transaction of the batch), and a violation
+rolls the savepoint back. When an account id is not known yet (or a remembered one
+turned out stale, or the database refused a negative balance), the slow path first
+calls ``ledger_lock_accounts`` (migration 0002), which creates missing accounts and
+locks them all in id order, checks the balances it returns, then writes.
+
+The database refuses a negative user balance (CHECK) and an unbalanced transaction
+(trigger) on its own, whatever the code above does.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import weakref
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,30 +67,53 @@ _LOCK = text(
 
 _WRITE = text(
     """
-WITH src AS MATERIALIZED (
+WITH locked AS MATERIALIZED (
+    SELECT la.id, la.owner, la.asset, la.bucket, la.balance
+      FROM ledger_accounts la
+     WHERE la.id = ANY(CAST(:a_id AS bigint[]))
+     ORDER BY la.id
+       FOR UPDATE
+),
+src AS MATERIALIZED (
     SELECT nextval('ledger_transactions_id_seq'::regclass) AS id, t.ord, t.kind, t.business_key, t.details
       FROM unnest(CAST(:kinds AS text[]), CAST(:keys AS text[]), CAST(:details AS text[]))
            WITH ORDINALITY AS t(kind, business_key, details, ord)
 ),
 tx AS (
     INSERT INTO ledger_transactions (id, kind, business_key, details)
-    SELECT id, kind, business_key, CAST(details AS jsonb) FROM src ORDER BY ord
+    SELECT id, kind, business_key, coalesce(CAST(details AS jsonb), '{}') FROM src ORDER BY ord
 ),
 upd AS (
     UPDATE ledger_accounts la SET balance = la.balance + d.delta
       FROM unnest(CAST(:a_id AS bigint[]), CAST(:a_delta AS numeric[])) AS d(id, delta)
-     WHERE la.id = d.id
+      JOIN locked ON locked.id = d.id
+     WHERE la.id = d.id AND d.delta <> 0
 ),
 ins AS (
     INSERT INTO ledger_postings (tx_id, account_id, asset, amount)
-    SELECT src.id, p.account_id, p.asset, p.amount
-      FROM unnest(CAST(:p_ord AS bigint[]), CAST(:p_account AS bigint[]), CAST(:p_asset AS text[]),
-                  CAST(:p_amount AS numeric[])) AS p(ord, account_id, asset, amount)
+    SELECT src.id, p.account_id, locked.asset, p.amount
+      FROM unnest(CAST(:p_ord AS bigint[]), CAST(:p_account AS bigint[]), CAST(:p_amount AS numeric[]))
+           AS p(ord, account_id, amount)
       JOIN src ON src.ord = p.ord
+      JOIN locked ON locked.id = p.account_id
 )
-SELECT id FROM src ORDER BY ord
+-- The accounts with their balances as locked (before this statement's update), then the
+-- new transaction ids in input order: arrays in one row, cheap to decode.
+SELECT (SELECT array_agg(id ORDER BY ord) FROM src) AS tx_ids,
+       array_agg(id) AS ids, array_agg(owner) AS owners, array_agg(asset) AS assets,
+       array_agg(bucket) AS buckets, array_agg(balance) AS balances
+  FROM locked
 """
 )
+
+# Account ids never change and accounts are never deleted, so each engine remembers them
+# to skip the creation step. A remembered id is verified by the write that uses it.
+_ACCOUNT_IDS: weakref.WeakKeyDictionary[Engine, dict[AccountKey, int]] = weakref.WeakKeyDictionary()
+_ACCOUNT_IDS_MAX = 200_000
+
+
+class _StaleAccountIds(Exception):
+    """A remembered account id no longer names the expected account: take the slow path."""
 
 
 def _json_default(value: object) -> object:
@@ -100,12 +130,15 @@ class _Batch:
             raise InvariantViolation("nothing to apply")
         self.txs = txs
         self.net: dict[AccountKey, Decimal] = {}
+        self.debits: dict[AccountKey, Decimal] = {}  # per user account: the sum of its debits
         for tx in txs:
             if not isinstance(tx, LedgerTransaction):
                 raise InvariantViolation(f"not a ledger transaction: {tx!r}")
             for p in tx.postings:
                 key = (p.owner, str(p.asset), str(p.bucket))
                 self.net[key] = self.net.get(key, Decimal(0)) + p.amount
+                if p.amount < 0 and not is_system(p.owner):
+                    self.debits[key] = self.debits.get(key, Decimal(0)) + p.amount
         # The order in which every writer creates missing accounts.
         self.accounts = sorted(self.net)
 
@@ -118,6 +151,8 @@ class _Batch:
 
     def first_overdraft(self, before: dict[AccountKey, Decimal]) -> AccountKey | None:
         """The first user account that goes negative when the transactions apply in order."""
+        if all(before[k] + d >= 0 for k, d in self.debits.items()):
+            return None  # even all debits and no credit leave every balance covered
         users = {k for k in self.accounts if not is_system(k[0])}
         if len(self.txs) == 1:
             return next((k for k in self.accounts if k in users and before[k] + self.net[k] < 0), None)
@@ -136,24 +171,23 @@ class _Batch:
     def write_params(self, ids: dict[AccountKey, int]) -> dict[str, Any]:
         p_ord: list[int] = []
         p_account: list[int] = []
-        p_asset: list[str] = []
         p_amount: list[Decimal] = []
         for ord_, tx in enumerate(self.txs, 1):
             for p in tx.postings:
                 p_ord.append(ord_)
                 p_account.append(ids[(p.owner, str(p.asset), str(p.bucket))])
-                p_asset.append(str(p.asset))
                 p_amount.append(p.amount)
-        moved = [k for k in self.accounts if self.net[k] != 0]
         return {
             "kinds": [tx.kind for tx in self.txs],
             "keys": [tx.business_key for tx in self.txs],
-            "details": [json.dumps(dict(tx.details), default=_json_default) for tx in self.txs],
-            "a_id": [ids[k] for k in moved],
-            "a_delta": [self.net[k] for k in moved],
+            "details": [
+                json.dumps(dict(tx.details), default=_json_default) if tx.details else None for tx in self.txs
+            ],
+            # Every touched account, also one whose net delta is zero: it is locked all the same.
+            "a_id": [ids[k] for k in self.accounts],
+            "a_delta": [self.net[k] for k in self.accounts],
             "p_ord": p_ord,
             "p_account": p_account,
-            "p_asset": p_asset,
             "p_amount": p_amount,
         }
 
@@ -220,25 +254,57 @@ class SqlLedgerRepository:
 
     async def apply_many(self, txs: Sequence[LedgerTransaction]) -> builtins.list[int]:
         batch = _Batch(txs)
+        known = _ACCOUNT_IDS.setdefault(self._c.sync_engine, {})
+        ids = {k: known[k] for k in batch.accounts if k in known}
+        if len(ids) == len(batch.accounts):
+            try:
+                async with self._c.begin_nested():
+                    return await self._write(batch, ids)
+            except _StaleAccountIds:
+                known.clear()
+            except DBAPIError as e:
+                error = translate(e)
+                if isinstance(error, Conflict):
+                    raise error from e
+                if not _is_negative_balance(e):
+                    # A remembered account that does not exist (its creation was rolled back)
+                    # drops its postings and unbalances the write: forget, and start over.
+                    known.clear()
+                # The slow path names the overdrawn account, or repeats the real error.
         try:
             async with self._c.begin_nested():
-                return await self._write(batch)
+                rows = (await self._c.execute(_LOCK, batch.lock_params())).all()
+                locked = {(r.owner, r.asset, r.bucket): (int(r.id), r.balance) for r in rows}
+                if len(locked) != len(batch.accounts):
+                    raise InvariantViolation("ledger accounts missing after creation")
+                overdraft = batch.first_overdraft({k: v[1] for k, v in locked.items()})
+                if overdraft is not None:
+                    raise _insufficient(overdraft)
+                tx_ids = await self._write(batch, {k: v[0] for k, v in locked.items()})
         except DBAPIError as e:
-            if _is_negative_balance(e):  # the Python check should have caught it: keep the refusal
+            if _is_negative_balance(e):  # the check above should have caught it: keep the refusal
                 raise InsufficientFunds("a user balance would go negative") from e
             raise translate(e) or e from e
+        if len(known) > _ACCOUNT_IDS_MAX:
+            known.clear()
+        known.update((k, v[0]) for k, v in locked.items())
+        return tx_ids
 
-    async def _write(self, batch: _Batch) -> builtins.list[int]:
+    async def _write(self, batch: _Batch, ids: dict[AccountKey, int]) -> builtins.list[int]:
         """Inside a savepoint: raising here undoes the write."""
-        rows = (await self._c.execute(_LOCK, batch.lock_params())).all()
-        locked = {(r.owner, r.asset, r.bucket): (int(r.id), r.balance) for r in rows}
-        if len(locked) != len(batch.accounts):
-            raise InvariantViolation("ledger accounts missing after creation")
-        overdraft = batch.first_overdraft({k: v[1] for k, v in locked.items()})
+        row = (await self._c.execute(_WRITE, batch.write_params(ids))).one()
+        locked = list(zip(row.owners or (), row.assets or (), row.buckets or (), strict=True))
+        if len(locked) != len(batch.accounts) or any(
+            ids.get(k) != i for k, i in zip(locked, row.ids, strict=True)
+        ):
+            raise _StaleAccountIds
+        tx_ids = [int(i) for i in row.tx_ids]
+        if len(tx_ids) != len(batch.txs):
+            raise InvariantViolation("ledger write returned an unexpected number of transactions")
+        overdraft = batch.first_overdraft(dict(zip(locked, row.balances, strict=True)))
         if overdraft is not None:
             raise _insufficient(overdraft)
-        params = batch.write_params({k: v[0] for k, v in locked.items()})
-        return [int(i) for i in (await self._c.execute(_WRITE, params)).scalars()]
+        return tx_ids
 
     # --- reads -------------------------------------------------------------------------------
 
