@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from bourse.bootstrap import Container, build
-from bourse.domain.errors import Conflict, InsufficientFunds, NotFound
+from bourse.domain.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
 from bourse.domain.ledger import (
     EXTERNAL,
     FEES,
@@ -29,6 +29,8 @@ from bourse.domain.ledger import (
     move,
 )
 from bourse.domain.values import AssetId
+from bourse.service.context import RequestMeta
+from bourse.service.ledger import post
 from bourse.service.ports import UnitOfWork
 from tests.conftest import make_settings
 
@@ -261,6 +263,11 @@ async def test_assets_create_update_list(ledger: Container) -> None:
         await ledger.ledger.get_asset("EUR")
     with pytest.raises(NotFound):
         await ledger.ledger.update_asset("EUR", name="Euro")
+    for bad in ({"scale": 19}, {"scale": -1}, {"type": "Stock"}, {"asset_id": "bad id"}, {"name": " "}):
+        args = {"asset_id": "EUR", "name": "Euro", "scale": 2, "type": "Fiat"} | bad
+        with pytest.raises(InvalidInput):
+            await ledger.ledger.create_asset(**args)  # type: ignore[arg-type]
+    assert (await ledger.ledger.create_asset("EUR", "Euro", 2, "fiat")).type is AssetType.FIAT
 
 
 async def test_an_account_created_by_a_rolled_back_unit_of_work_is_created_again(ledger: Container) -> None:
@@ -275,6 +282,40 @@ async def test_an_account_created_by_a_rolled_back_unit_of_work_is_created_again
     await apply(ledger, move("transfer", USDT, Decimal("1"), (BOB, AV), (ALICE, AV)))
     assert (await bal(ledger, ALICE), await bal(ledger, BOB)) == (9, 0)
     assert (await ledger.ledger.check()).clean
+
+
+async def test_post_applies_and_audits_the_movement_in_one_unit_of_work(ledger: Container) -> None:
+    async with ledger.uow() as uow:
+        tx_id = await post(
+            uow,
+            deposit(ALICE, "3", key="d-9"),
+            actor="op",
+            subject="account:A1",
+            meta=RequestMeta("req-1", "10.0.0.1"),
+        )
+        await uow.commit()
+    async with ledger.uow() as uow:
+        with pytest.raises(Conflict):
+            await post(uow, deposit(ALICE, "3", key="d-9"), actor="op", subject="account:A1")
+        await uow.commit()
+    async with ledger.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT actor, action, subject, request_id, ip, details FROM audit_log WHERE action = 'money.moved'"
+                )
+            )
+        ).all()
+    [(actor, action, subject, request_id, ip, details)] = rows
+    assert (actor, action, subject, request_id, ip) == (
+        "op",
+        "money.moved",
+        "account:A1",
+        "req-1",
+        "10.0.0.1",
+    )
+    assert details["tx_id"] == tx_id and details["kind"] == "deposit" and details["business_key"] == "d-9"
+    assert {p["owner"]: p["amount"] for p in details["postings"]} == {EXTERNAL: "-3", ALICE: "3"}
 
 
 # --- stateful: random sequences of deposits, withdrawals, transfers and holds -------------------
