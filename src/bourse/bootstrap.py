@@ -13,11 +13,15 @@ from bourse.adapters.db.engine import asyncpg_url, make_engine
 from bourse.adapters.db.migrate import head_revision, upgrade
 from bourse.adapters.db.uow import SqlDatabase, SqlUnitOfWork
 from bourse.adapters.ratelimit import LimitsRateLimiter
+from bourse.adapters.webhook import HttpxCallbackSender, SystemResolver
 from bourse.config import Settings
+from bourse.domain.callbacks import CallbackPolicy
+from bourse.service.callbacks import CallbackService
 from bourse.service.credentials import CredentialService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
 from bourse.service.ports import Clock, PasswordHasher, UnitOfWork
+from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
 
 
@@ -42,6 +46,8 @@ class Container:
     clock: Clock
     rate_limiter: LimitsRateLimiter | None
     ledger: LedgerService
+    transfers: TransferService
+    callbacks: CallbackService
     wallet: WalletService
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -76,6 +82,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
             window=timedelta(seconds=settings.login_failure_window_seconds),
         ),
     )
+    callback_policy = CallbackPolicy(settings.callback_allowlist)
     limits = settings.rate_limit_per_second
     return Container(
         settings=settings,
@@ -86,5 +93,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         clock=clock,
         rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
         ledger=LedgerService(uow),
+        transfers=TransferService(uow, clock, callback_policy),
+        callbacks=CallbackService(uow, clock, callback_policy, SystemResolver(), HttpxCallbackSender()),
         wallet=WalletService(uow, clock),
     )

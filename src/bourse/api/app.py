@@ -18,6 +18,7 @@ from bourse.api.native.health import router as health_router
 from bourse.api.terminal.router import router as terminal_router
 from bourse.api.wallet.router import router as wallet_router
 from bourse.bootstrap import Container
+from bourse.jobs.runner import start_background_jobs
 
 DIALECT_ROUTERS = (wallet_router, terminal_router, copytrade_router, feeshare_router, brokerage_router)
 
@@ -25,7 +26,10 @@ DIALECT_ROUTERS = (wallet_router, terminal_router, copytrade_router, feeshare_ro
 def create_app(container: Container, *, dispose_on_shutdown: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jobs = start_background_jobs(container) if container.settings.background_jobs else None
         yield
+        if jobs is not None:
+            await jobs.aclose()
         if dispose_on_shutdown:
             await container.aclose()
 

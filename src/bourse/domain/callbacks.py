@@ -21,6 +21,8 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from bourse.domain.errors import InvalidInput
@@ -307,3 +309,45 @@ class RetryPolicy:
         if attempts >= self.max_attempts:
             return None
         return min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempts - 1))
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up: the URL was refused, or every attempt failed
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackDelivery:
+    """One status-change POST waiting to be (re)tried."""
+
+    id: int
+    transfer_id: str
+    url: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAttempt:
+    delivery_id: int
+    attempt: int
+    attempted_at: datetime
+    address: str | None
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """A delivery with its attempts, for operators and tests."""
+
+    id: int
+    transfer_id: str
+    url: str
+    body: str
+    state: DeliveryState
+    attempts: tuple[CallbackAttempt, ...]
+    next_attempt_at: datetime
+    last_error: str | None

@@ -8,13 +8,15 @@ Cancelled and Failed are final.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from bourse.domain.errors import Conflict, IdempotencyConflict, InvalidInput
-from bourse.domain.values import AccountId, AssetId
+from bourse.domain.values import AccountId, AssetId, format_decimal
 
 MAX_DEDUPLICATION_ID_LENGTH = 128
 
@@ -103,3 +105,32 @@ def validate_amount(amount: Decimal) -> Decimal:
     if amount <= 0:
         raise InvalidInput("amount must be positive", field="amount")
     return amount
+
+
+def to_millis(moment: datetime) -> datetime:
+    """Timestamps are shown with milliseconds; stored the same, so that a stored and a shown one agree."""
+    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def iso_millis(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``: 2025-09-09T23:03:37.501Z."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def transfer_view(transfer: Transfer) -> dict[str, Any]:
+    """The transfer JSON of the brokerage spec; the API response and the callback body alike."""
+    return {
+        "transferId": transfer.transfer_id,
+        "deduplicationId": transfer.deduplication_id,
+        "assetId": transfer.asset_id,
+        "type": transfer.type.value,
+        "status": transfer.status.value,
+        "amount": format_decimal(transfer.amount),
+        "createdAt": iso_millis(transfer.created_at),
+        "updatedAt": iso_millis(transfer.updated_at),
+    }
+
+
+def callback_body(transfer: Transfer) -> str:
+    return json.dumps(transfer_view(transfer), separators=(",", ":"))

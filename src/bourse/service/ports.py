@@ -14,8 +14,18 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from bourse.domain.audit import AuditEntry
+from bourse.domain.callbacks import (
+    CallbackAttempt,
+    CallbackDelivery,
+    CallbackTarget,
+    DeliveryReport,
+    DeliveryState,
+    IPAddress,
+    SendOutcome,
+)
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
+from bourse.domain.transfers import Transfer
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
 
@@ -211,6 +221,67 @@ class ExtRequestRepository(Protocol):
         ...
 
 
+class TransferRepository(Protocol):
+    async def add(self, transfer: Transfer) -> bool:
+        """Insert unless the (account, deduplicationId) pair exists; False (nothing written) when it does.
+        Waits for a concurrent insert of the same pair to finish first."""
+        ...
+
+    async def get(self, transfer_id: str, *, for_update: bool = False) -> Transfer | None: ...
+    async def get_by_deduplication_id(
+        self, account_id: AccountId, deduplication_id: str
+    ) -> Transfer | None: ...
+    async def list_for_account(self, account_id: AccountId) -> list[Transfer]:
+        """Newest first."""
+        ...
+
+    async def update(self, transfer: Transfer) -> None:
+        """Store status, hold_id, callback_url and updated_at."""
+        ...
+
+
+class CallbackRepository(Protocol):
+    """The outbox of transfer callbacks and the record of every attempt."""
+
+    async def enqueue(self, transfer_id: str, url: str, body: str, now: datetime) -> int: ...
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[CallbackDelivery]:
+        """Pending deliveries due at ``now``, skipping rows other workers hold and deliveries with an older
+        pending one for the same transfer; each is leased (not due again) until ``lease_until``."""
+        ...
+
+    async def record_attempt(
+        self, attempt: CallbackAttempt, state: DeliveryState, next_attempt_at: datetime | None
+    ) -> None:
+        """Append the attempt; set the delivery's state and, when still pending, its next due time."""
+        ...
+
+    async def for_transfer(self, transfer_id: str) -> list[DeliveryReport]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExtRequestRecord:
+    """One applied ext-orders request: the fields as sent, its fingerprint and the response given."""
+
+    caller_id: int
+    ext_request_id: str
+    type: ExtRequestType
+    uid: UserId
+    account_id: AccountId
+    currency: AssetId
+    request: Mapping[str, str | None]
+    fingerprint: bytes
+    response: Mapping[str, Any]
+    created_at: datetime
+
+
+class ExtRequestRepository(Protocol):
+    async def get(self, caller_id: int, ext_request_id: str) -> ExtRequestRecord | None: ...
+    async def reserve(self, record: ExtRequestRecord) -> bool:
+        """Insert unless (caller_id, ext_request_id) exists; False (nothing written) when it does.
+        Waits for a concurrent insert of the same key to finish first; InProgress if that takes too long."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -221,6 +292,8 @@ class UnitOfWork(Protocol):
     audit: AuditLog
     ledger: LedgerRepository
     assets: AssetRepository
+    transfers: TransferRepository
+    callbacks: CallbackRepository
     ext_requests: ExtRequestRepository
 
     async def __aenter__(self) -> Self: ...
@@ -276,3 +349,16 @@ class Database(Protocol):
 
     async def ping(self) -> None: ...
     async def migrations_current(self) -> bool: ...
+
+
+class Resolver(Protocol):
+    """DNS: the addresses a host name resolves to (as text); raises OSError when it does not resolve."""
+
+    async def resolve(self, host: str, port: int) -> list[str]: ...
+
+
+class CallbackSender(Protocol):
+    """POSTs a callback body to ``ip`` (already checked), naming ``target``'s host in Host and TLS SNI.
+    Never follows redirects; network errors and timeouts come back as an outcome, not an exception."""
+
+    async def post(self, target: CallbackTarget, ip: IPAddress, body: bytes) -> SendOutcome: ...

@@ -140,5 +140,6 @@ audit_log = Table(
 )
 
 
+import bourse.adapters.db.transfer_tables  # noqa: F401, E402
 from bourse.adapters.db import ledger_tables  # noqa: F401, E402
 from bourse.adapters.db import wallet_tables  # noqa: F401, E402

@@ -21,6 +21,7 @@ from bourse.adapters.db.identity_repos import (
     SqlUserRepository,
 )
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
+from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
 
 
@@ -42,6 +43,8 @@ class SqlUnitOfWork:
         self.audit = SqlAuditLog(conn)
         self.ledger = SqlLedgerRepository(conn)
         self.assets = SqlAssetRepository(conn)
+        self.transfers = SqlTransferRepository(conn)
+        self.callbacks = SqlCallbackRepository(conn)
         self.ext_requests = SqlExtRequestRepository(conn)
         return self
 

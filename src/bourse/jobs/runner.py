@@ -1,0 +1,81 @@
+"""Background jobs inside the API process: a small asyncio loop per job.
+
+Started by the app's lifespan when ``Settings.background_jobs`` is on (the
+default); the test client never runs the lifespan, and tests that want a job
+start one themselves. Today's only job delivers transfer callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from bourse.bootstrap import Container
+
+log = structlog.get_logger("bourse.jobs")
+
+CALLBACK_POLL_SECONDS = 0.5
+
+
+class PollingJob:
+    """Runs ``step`` every ``interval`` seconds; at once again while ``step`` reports a full batch of work.
+
+    An error in one step is logged and the loop goes on: a job must outlive a database restart.
+    """
+
+    def __init__(self, name: str, step: Callable[[], Awaitable[bool]], interval: float) -> None:
+        self.name = name
+        self._step = step
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"job:{self.name}")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = await self._step()
+            except Exception:
+                log.exception("background job step failed", job=self.name)
+                busy = False
+            if not busy:
+                await asyncio.sleep(self._interval)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class BackgroundJobs:
+    def __init__(self, jobs: list[PollingJob]) -> None:
+        self.jobs = jobs
+
+    def start(self) -> BackgroundJobs:
+        for job in self.jobs:
+            job.start()
+        return self
+
+    async def aclose(self) -> None:
+        for job in self.jobs:
+            await job.stop()
+
+
+def callback_delivery_job(container: Container, interval: float = CALLBACK_POLL_SECONDS) -> PollingJob:
+    batch = container.callbacks.batch_size
+
+    async def step() -> bool:
+        return await container.callbacks.deliver_due() >= batch
+
+    return PollingJob("callbacks", step, interval)
+
+
+def start_background_jobs(container: Container) -> BackgroundJobs:
+    return BackgroundJobs([callback_delivery_job(container)]).start()
