@@ -258,30 +258,6 @@ class CallbackRepository(Protocol):
     async def for_transfer(self, transfer_id: str) -> list[DeliveryReport]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ExtRequestRecord:
-    """One applied ext-orders request: the fields as sent, its fingerprint and the response given."""
-
-    caller_id: int
-    ext_request_id: str
-    type: ExtRequestType
-    uid: UserId
-    account_id: AccountId
-    currency: AssetId
-    request: Mapping[str, str | None]
-    fingerprint: bytes
-    response: Mapping[str, Any]
-    created_at: datetime
-
-
-class ExtRequestRepository(Protocol):
-    async def get(self, caller_id: int, ext_request_id: str) -> ExtRequestRecord | None: ...
-    async def reserve(self, record: ExtRequestRecord) -> bool:
-        """Insert unless (caller_id, ext_request_id) exists; False (nothing written) when it does.
-        Waits for a concurrent insert of the same key to finish first; InProgress if that takes too long."""
-        ...
-
-
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
