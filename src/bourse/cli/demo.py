@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from rich.console import Console
 
 from bourse.bootstrap import build
 from bourse.config import Settings
 from bourse.domain.errors import Conflict, NotFound
-from bourse.domain.identity import Role
+from bourse.domain.identity import Principal, Role
+from bourse.domain.values import UserId
+from bourse.service.context import RequestMeta
 
 DEMO_USERS = (
     ("admin", "admin-demo-pass", (Role.ADMIN,)),
@@ -16,31 +20,65 @@ DEMO_USERS = (
     ("bob", "bob-demo-pass", (Role.TRADER,)),
 )
 DEMO_SERVICE_TOKEN = "demo-wallet"
+DEMO_ASSETS = (
+    ("USDT", "Tether USD", 6, "Crypto"),
+    ("BTC", "Bitcoin", 8, "Crypto"),
+    ("ETH", "Ether", 8, "Crypto"),
+    ("EUR", "Euro", 2, "Fiat"),
+)
+DEMO_DEPOSITS = (
+    ("alice", "USDT", "10000"),
+    ("alice", "BTC", "1.5"),
+    ("bob", "USDT", "5000"),
+    ("bob", "ETH", "20"),
+)
 
 
 async def seed_and_print(settings: Settings, url: str) -> None:
     container = build(settings, url)
     try:
+        accounts: dict[str, str] = {}
         for username, password, roles in DEMO_USERS:
             try:
-                await container.identity.create_user(username, password, email=f"{username}@demo.bourse",
-                                                     roles=roles, actor="demo")
-            except Conflict:
-                pass  # seeded by an earlier demo run
+                created = await container.identity.create_user(
+                    username, password, email=f"{username}@demo.bourse", roles=roles, actor="demo"
+                )
+                accounts[username] = created.account.account_id
+            except Conflict:  # seeded by an earlier demo run
+                async with container.uow() as uow:
+                    record = await uow.users.get_by_username(username)
+                    assert record is not None
+                    account = await uow.accounts.default_for_user(record.uid)
+                    assert account is not None
+                    accounts[username] = account.account_id
+        for asset_id, name, scale, kind in DEMO_ASSETS:
+            with contextlib.suppress(Conflict):
+                await container.ledger.create_asset(asset_id, name, scale, kind)
+        demo_admin = Principal.of(UserId(0), "demo", frozenset({Role.ADMIN}))
+        for username, asset_id, amount in DEMO_DEPOSITS:
+            # deduplicationId makes the seed deposit happen once, however often the demo starts.
+            await container.transfers.deposit(
+                demo_admin,
+                accounts[username],
+                f"demo-seed-{username}-{asset_id}",
+                asset_id,
+                amount,
+                None,
+                RequestMeta.cli(),
+            )
         # Tokens are shown once only, so the demo token is replaced on every start.
-        try:
+        with contextlib.suppress(NotFound):
             await container.credentials.revoke_service_token(DEMO_SERVICE_TOKEN)
-        except NotFound:
-            pass
         token = await container.credentials.create_service_token(DEMO_SERVICE_TOKEN, ("ext-orders",))
     finally:
         await container.aclose()
 
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     base = f"http://{settings.host}:{settings.port}"
     out.print(f"\n[bold]bourse demo[/bold] at [link]{base}[/link]  (API docs: {base}/docs)")
     out.print(f"data dir: {settings.data_dir.resolve()}")
     out.print("logins (POST /auth/token, OAuth2 password form):")
     for username, password, roles in DEMO_USERS:
         out.print(f"  {username:<9} {password:<20} {', '.join(r.value for r in roles)}")
+    out.print("balances: alice 10000 USDT + 1.5 BTC, bob 5000 USDT + 20 ETH")
     out.print(f"ext-orders service token ({DEMO_SERVICE_TOKEN}): {token.token}\n")
