@@ -14,7 +14,7 @@ from bourse.service.context import RequestMeta
 
 
 def container(request: Request) -> Container:
-    return request.app.state.container  # type: ignore[no-any-return]
+    return request.app.state.container
 
 
 def request_meta(request: Request) -> RequestMeta:
