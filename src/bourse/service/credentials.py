@@ -42,33 +42,52 @@ class CredentialService:
         self._cipher = cipher
 
     async def create_service_token(
-        self, name: str, scopes: tuple[str, ...] = ("ext-orders",), meta: RequestMeta | None = None
+        self,
+        name: str,
+        scopes: tuple[str, ...] = ("ext-orders",),
+        meta: RequestMeta | None = None,
+        actor: str = "admin",
     ) -> NewServiceToken:
         if not name or len(name) > 64:
             raise InvalidInput("name must have 1-64 characters", field="name")
         unknown = set(scopes) - SERVICE_SCOPES
         if unknown or not scopes:
-            raise InvalidInput(
-                f"scopes must be among {', '.join(sorted(SERVICE_SCOPES))}", field="scope"
-            )
+            raise InvalidInput(f"scopes must be among {', '.join(sorted(SERVICE_SCOPES))}", field="scope")
         token = SERVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
         meta = meta or RequestMeta.cli()
         async with self._uow() as uow:
             if await uow.service_tokens.exists(name):
                 raise Conflict(f"a service token named {name!r} exists", field="name")
             await uow.service_tokens.add(name, digest(token), frozenset(scopes))
-            await uow.audit.append(AuditEntry("admin", AuditAction.SERVICE_TOKEN_CREATED, f"service_token:{name}",
-                                              meta.request_id, meta.ip, {"scopes": sorted(scopes)}))
+            await uow.audit.append(
+                AuditEntry(
+                    actor,
+                    AuditAction.SERVICE_TOKEN_CREATED,
+                    f"service_token:{name}",
+                    meta.request_id,
+                    meta.ip,
+                    {"scopes": sorted(scopes)},
+                )
+            )
             await uow.commit()
         return NewServiceToken(name, token)
 
-    async def revoke_service_token(self, name: str, meta: RequestMeta | None = None) -> None:
+    async def revoke_service_token(
+        self, name: str, meta: RequestMeta | None = None, actor: str = "admin"
+    ) -> None:
         meta = meta or RequestMeta.cli()
         async with self._uow() as uow:
             if not await uow.service_tokens.revoke(name):
                 raise NotFound(f"no active service token named {name!r}")
-            await uow.audit.append(AuditEntry("admin", AuditAction.SERVICE_TOKEN_REVOKED, f"service_token:{name}",
-                                              meta.request_id, meta.ip))
+            await uow.audit.append(
+                AuditEntry(
+                    actor,
+                    AuditAction.SERVICE_TOKEN_REVOKED,
+                    f"service_token:{name}",
+                    meta.request_id,
+                    meta.ip,
+                )
+            )
             await uow.commit()
 
     async def authenticate_service(self, token: str) -> ServiceCaller:
@@ -80,7 +99,9 @@ class CredentialService:
             raise NotAuthenticated("unknown or revoked service token")
         return ServiceCaller(record.id, record.name, record.scopes)
 
-    async def create_app_key(self, company_id: str, meta: RequestMeta | None = None) -> NewAppKey:
+    async def create_app_key(
+        self, company_id: str, meta: RequestMeta | None = None, actor: str = "admin"
+    ) -> NewAppKey:
         if not company_id or len(company_id) > 64:
             raise InvalidInput("company id must have 1-64 characters", field="companyId")
         app_key = secrets.token_hex(16)
@@ -88,18 +109,29 @@ class CredentialService:
         meta = meta or RequestMeta.cli()
         async with self._uow() as uow:
             await uow.app_keys.add(app_key, company_id, self._cipher.encrypt(secret))
-            await uow.audit.append(AuditEntry("admin", AuditAction.APP_KEY_CREATED, f"app_key:{app_key}",
-                                              meta.request_id, meta.ip, {"companyId": company_id}))
+            await uow.audit.append(
+                AuditEntry(
+                    actor,
+                    AuditAction.APP_KEY_CREATED,
+                    f"app_key:{app_key}",
+                    meta.request_id,
+                    meta.ip,
+                    {"companyId": company_id},
+                )
+            )
             await uow.commit()
         return NewAppKey(app_key, secret)
 
-    async def revoke_app_key(self, app_key: str, meta: RequestMeta | None = None) -> None:
+    async def revoke_app_key(
+        self, app_key: str, meta: RequestMeta | None = None, actor: str = "admin"
+    ) -> None:
         meta = meta or RequestMeta.cli()
         async with self._uow() as uow:
             if not await uow.app_keys.revoke(app_key):
                 raise NotFound(f"no active app key {app_key!r}")
-            await uow.audit.append(AuditEntry("admin", AuditAction.APP_KEY_REVOKED, f"app_key:{app_key}",
-                                              meta.request_id, meta.ip))
+            await uow.audit.append(
+                AuditEntry(actor, AuditAction.APP_KEY_REVOKED, f"app_key:{app_key}", meta.request_id, meta.ip)
+            )
             await uow.commit()
 
     async def app_secret(self, app_key: str) -> tuple[str, str]:
