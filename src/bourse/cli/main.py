@@ -10,12 +10,12 @@ import uvicorn
 
 from bourse.api.app import create_app
 from bourse.bootstrap import Container, build
-from bourse.cli.runtime import ServeLock, database, load_settings, print_json, run_with_container
+from bourse.cli.runtime import Cli, ServeLock, database, load_settings, print_json, run_with_container
 from bourse.config import Settings
 from bourse.logs import configure_logging
 
-app = typer.Typer(help="bourse: crypto trading and brokerage platform", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = Cli(help="bourse: crypto trading and brokerage platform", no_args_is_help=True,
+          pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database commands", no_args_is_help=True)
 admin_app = typer.Typer(help="Users, roles and credentials", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -114,7 +114,9 @@ def revoke(username: str, role: str, data_dir: DataDir = None) -> None:
 @admin_app.command("create-service-token")
 def create_service_token(
     name: str,
-    scope: Annotated[list[str] | None, typer.Option("--scope", help="ext-orders (default); repeatable")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="ext-orders (default); repeatable")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a service token for an ext-order caller; the token is shown once."""

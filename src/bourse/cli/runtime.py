@@ -14,6 +14,12 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+
+try:  # typer >= 0.20 vendors click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]
 
 from bourse.bootstrap import Container, build, migrate, resolve_database_url
 from bourse.config import Settings
@@ -24,8 +30,27 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # Messages quote user input (names, roles): print it as text, never as rich markup.
+    err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
+
+
+class Cli(typer.Typer):
+    """Typer whose usage errors (missing option, unknown command) are one line, like every other error."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("standalone_mode", False)
+        try:
+            code = super().__call__(*args, **kwargs)
+        except NoArgsIsHelpError as e:
+            e.show()  # ``bourse`` alone prints its help
+            sys.exit(e.exit_code)
+        except ClickException as e:
+            fail(e.format_message(), e.exit_code)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
