@@ -45,5 +45,7 @@ def create_app(container: Container, *, dispose_on_shutdown: bool = True) -> Fas
     app.include_router(auth_router)
     for router in DIALECT_ROUTERS:
         app.include_router(router)
-    app.add_middleware(EdgeMiddleware, limiter=container.rate_limiter)
+    app.add_middleware(
+        EdgeMiddleware, limiter=container.rate_limiter, genuine=container.identity.token_is_genuine
+    )
     return app

@@ -9,6 +9,7 @@ import hashlib
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -37,19 +38,28 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def caller_key(scope: Scope) -> str:
-    """A bearer credential (hashed, never logged) or else the client address."""
+def caller_key(scope: Scope, genuine: Callable[[str], bool] | None = None) -> str:
+    """A bearer token we issued (hashed, never logged), or else the client address.
+
+    A token counts only once ``genuine`` accepts it: were any Authorization header a key,
+    a new made-up token per request would get a new allowance every time.
+    """
     auth = _header(scope, b"authorization")
-    if auth:
-        return "t:" + hashlib.sha256(auth.encode()).hexdigest()[:24]
+    if auth and genuine is not None:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip() and genuine(token.strip()):
+            return "t:" + hashlib.sha256(auth.encode()).hexdigest()[:24]
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, limiter: Any | None) -> None:
+    def __init__(
+        self, app: ASGIApp, limiter: Any | None, genuine: Callable[[str], bool] | None = None
+    ) -> None:
         self.app = app
         self.limiter = limiter
+        self.genuine = genuine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,7 +82,7 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            retry_after = await self.limiter.hit(caller_key(scope)) if self.limiter else None
+            retry_after = await self.limiter.hit(caller_key(scope, self.genuine)) if self.limiter else None
             if retry_after is not None:
                 RATE_LIMITED.inc()
                 response = render(scope["path"], TooManyRequests("rate limit exceeded", retry_after), request_id)
