@@ -33,7 +33,7 @@ metadata = MetaData(
 )
 
 
-def _created_at() -> Column:  # type: ignore[type-arg]
+def _created_at() -> Column:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 

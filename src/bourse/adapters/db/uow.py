@@ -23,9 +23,25 @@ from bourse.adapters.db.identity_repos import (
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
+from bourse.service import ports
 
 
 class SqlUnitOfWork:
+    # Typed as the ports, not the Sql* classes: the UnitOfWork protocol's attributes are
+    # mutable, so mypy only accepts this class as one if the declared types match exactly.
+    users: ports.UserRepository
+    accounts: ports.AccountRepository
+    revoked_tokens: ports.RevokedTokenRepository
+    login_failures: ports.LoginFailureRepository
+    service_tokens: ports.ServiceTokenRepository
+    app_keys: ports.AppKeyRepository
+    audit: ports.AuditLog
+    ledger: ports.LedgerRepository
+    assets: ports.AssetRepository
+    transfers: ports.TransferRepository
+    callbacks: ports.CallbackRepository
+    ext_requests: ports.ExtRequestRepository
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
