@@ -303,3 +303,32 @@ def test_after_postgres_itself_was_killed_the_next_command_restarts_it(data_dir:
     assert ok_json(alice)["granted"] is False  # alice and her role survived both crashes
     # Both killed processes were forgotten: the last command out stopped the server.
     assert postmaster(data_dir) is None
+
+
+async def test_db_upgrade_migrates_an_empty_external_database(server_url: str, tmp_path: Path) -> None:
+    import asyncpg
+
+    from bourse.adapters.db.engine import with_database
+    from bourse.adapters.db.migrate import head_revision
+
+    name = f"bourse_cli_{os.getpid()}"
+    admin = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(server_url, name)
+        env = {**ENV, "BOURSE_DATABASE_URL": url}
+        upgraded = subprocess.run(
+            [str(BOURSE), "db", "upgrade"], capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path
+        )
+        assert upgraded.returncode == 0, upgraded.stderr
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            assert await conn.fetchval("SELECT version_num FROM alembic_version") == head_revision()
+            assert await conn.fetchval("SELECT count(*) FROM users") == 0
+        finally:
+            await conn.close()
+        assert not (tmp_path / "var").exists()  # no embedded server was started
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
