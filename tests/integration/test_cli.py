@@ -305,6 +305,24 @@ def test_after_postgres_itself_was_killed_the_next_command_restarts_it(data_dir:
     assert postmaster(data_dir) is None
 
 
+def test_a_stale_pid_file_naming_another_live_process_is_not_mistaken_for_the_server(data_dir: Path) -> None:
+    # After a reboot or container restart the old postmaster's pid may belong to anything.
+    assert postmaster(data_dir) is None
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        pgdata = data_dir / "pg"
+        (pgdata / "postmaster.pid").write_text(
+            f"{bystander.pid}\n{pgdata}\n1700000000\n5432\n{pgdata}\n\n  8826964     65536\nready   \n"
+        )
+        granted = ok_json(bourse(data_dir, "admin", "grant", "carol", "support"))
+        assert granted["granted"] is True
+        assert bystander.poll() is None  # left alone, not "stopped" as if it were PostgreSQL
+        assert postmaster(data_dir) is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
 async def test_db_upgrade_migrates_an_empty_external_database(server_url: str, tmp_path: Path) -> None:
     import asyncpg
 

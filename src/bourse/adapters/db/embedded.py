@@ -38,6 +38,34 @@ def _prune_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
+def _held_by_another_process(pid: int, pgdata: Path) -> bool:
+    """True when ``pid`` is alive and is not the postmaster of ``pgdata``."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = process.cmdline()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # our server runs as us (or as pgserver's user when we are root)
+    return not (cmdline and Path(cmdline[0]).name == "postgres" and str(pgdata) in cmdline)
+
+
+def _drop_postmaster_pid_of_another_process(pgdata: Path) -> None:
+    """After a reboot or a container restart the pid in a stale postmaster.pid may belong to
+    some other live process. pgserver would take it for the server, fail to connect, and on
+    exit kill that process. A pid that is simply dead is left to PostgreSQL, whose own check
+    of the old shared memory keeps two servers off one data dir."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return
+    if _held_by_another_process(pid, pgdata):
+        pid_file.unlink(missing_ok=True)
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or join) the server for ``data_dir``; returns a ``postgresql+asyncpg`` URL."""
     with warnings.catch_warnings():
@@ -51,6 +79,7 @@ def start_embedded(data_dir: Path) -> str:
         with pgserver.PostgresServer._lock:
             if pgdata.exists():
                 _prune_dead_handles(pgdata)
+                _drop_postmaster_pid_of_another_process(pgdata)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         return str(server.get_uri(driver="asyncpg"))
     except Exception as e:  # pgserver raises plain Exceptions and subprocess errors
