@@ -94,9 +94,15 @@ async def test_login_needs_a_fresh_code_once_enabled(
     # Replay: the same code in a second login is refused.
     assert (await token_with(client, next_code)).status_code == 401
 
-    # The right password with a wrong code is still a failure, not a way around the code.
+    # A valid code does not stand in for the password.
     clock.advance(seconds=60)
-    assert (await token_with(client, code(secret, clock))).status_code == 200
+    fresh = code(secret, clock)
+    r = await client.post(
+        "/auth/token", data={"username": "alice", "password": "wrong-pass-1", "totp": fresh}
+    )
+    assert r.status_code == 401
+    # The codes of later steps keep working.
+    assert (await token_with(client, fresh)).status_code == 200
 
 
 async def test_disable_needs_a_code_and_restores_password_login(
