@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import json
+
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -57,26 +58,21 @@ class SqlExtRequestRepository:
         return _record(row) if row else None
 
     async def reserve(self, record: ExtRequestRecord) -> bool:
-        stmt = (
-            pg_insert(t)
-            .values(
-                caller_id=record.caller_id,
-                ext_request_id=record.ext_request_id,
-                type=record.type.value,
-                uid=record.uid,
-                account_id=record.account_id,
-                currency=record.currency,
-                request=dict(record.request),
-                fingerprint=record.fingerprint,
-                response=dict(record.response),
-                created_at=record.created_at,
-            )
-            .on_conflict_do_nothing(index_elements=[t.c.caller_id, t.c.ext_request_id])
-            .returning(t.c.id)
-        )
-        await self._c.exec_driver_sql(f"SET LOCAL lock_timeout = {int(DUPLICATE_WAIT_MS)}")
+        params = {
+            "wait": str(int(DUPLICATE_WAIT_MS)),
+            "caller_id": record.caller_id,
+            "ext_request_id": record.ext_request_id,
+            "type": record.type.value,
+            "uid": record.uid,
+            "account_id": record.account_id,
+            "currency": record.currency,
+            "request": json.dumps(dict(record.request)),
+            "fingerprint": record.fingerprint,
+            "response": json.dumps(dict(record.response)),
+            "created_at": record.created_at,
+        }
         try:
-            inserted = (await self._c.execute(stmt)).first()
+            inserted = (await self._c.execute(_RESERVE, params)).first()
         except DBAPIError as e:
             if _sqlstate(e) == _LOCK_NOT_AVAILABLE:
                 raise InProgress(
@@ -84,5 +80,24 @@ class SqlExtRequestRepository:
                     extRequestId=record.ext_request_id,
                 ) from e
             raise
-        await self._c.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
         return inserted is not None
+
+
+# One round trip: bound the wait for a concurrent twin's transaction (lock_timeout, local to
+# this transaction), insert unless the key exists, and put the previous lock_timeout back.
+# The CTE runs before the row is inserted, RETURNING after; when nothing is inserted the
+# bound stays for the rest of this transaction, which then only reads the stored row.
+_RESERVE = text(
+    """
+    WITH bound AS MATERIALIZED (
+        SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', :wait, true) AS applied
+    )
+    INSERT INTO ext_requests
+        (caller_id, ext_request_id, type, uid, account_id, currency, request, fingerprint, response, created_at)
+    SELECT :caller_id, :ext_request_id, :type, :uid, :account_id, :currency,
+           CAST(:request AS jsonb), :fingerprint, CAST(:response AS jsonb), :created_at
+      FROM bound
+    ON CONFLICT (caller_id, ext_request_id) DO NOTHING
+    RETURNING id, set_config('lock_timeout', (SELECT previous FROM bound), true)
+    """
+)

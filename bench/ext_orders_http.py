@@ -1,0 +1,250 @@
+"""Ext-order creates per second over HTTP against one ``bourse serve`` worker on loopback.
+
+    python bench/ext_orders_http.py [--requests 3000] [--concurrency 32] [--users 200] [--seconds 20]
+
+Seeds a scratch database (USDT, ``--users`` funded users, one service token), starts
+``bourse serve`` on 127.0.0.1 (rate limit off, log level WARNING) and drives
+``PUT /ext-orders/create`` with httpx at ``--concurrency`` connections in two phases:
+"spread" (each create for a random user) and "hot" (every create for one user, so
+all of them queue on that user's balance rows). Each phase stops after ``--requests``
+creates or ``--seconds``, whichever comes first; the first 5 % are warm-up and not
+timed. Prints creates/s and p50/p99 latency per phase and checks afterwards that
+every create answered code 1 and the stakes add up. Uses BOURSE_DATABASE_URL if
+set (creating a scratch database there), else the embedded server under var/bench-pg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
+from bourse.adapters.db.embedded import start_embedded  # noqa: E402
+from bourse.adapters.db.engine import asyncpg_url, with_database  # noqa: E402
+from bourse.adapters.db.migrate import upgrade  # noqa: E402
+from bourse.bootstrap import build  # noqa: E402
+from bourse.config import Settings  # noqa: E402
+from bourse.domain.ledger import EXTERNAL, Bucket, account_owner, move  # noqa: E402
+from bourse.domain.values import AssetId  # noqa: E402
+
+USDT = AssetId("USDT")
+AMOUNT = "1.5"
+FUNDS = Decimal(1_000_000)
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def seed(url: str, users: int) -> tuple[list[str], str]:
+    """USDT, ``users`` users with FUNDS each, one service token: (usernames, token)."""
+    container = build(
+        Settings(env="dev", rate_limit="off"), url, hasher=Argon2PasswordHasher(memory_kib=1024, time_cost=1)
+    )
+    try:
+        await container.ledger.create_asset("USDT", "Tether", 8, "Crypto")
+        names = []
+        for i in range(users):
+            created = await container.identity.create_user(f"bench-{i}@games", "bench-pass-1")
+            async with container.uow() as uow:
+                await uow.ledger.apply(
+                    move(
+                        "bench.deposit",
+                        USDT,
+                        FUNDS,
+                        (EXTERNAL, Bucket.AVAILABLE),
+                        (account_owner(created.account.account_id), Bucket.AVAILABLE),
+                    )
+                )
+                await uow.commit()
+            names.append(created.user.username)
+        token = (await container.credentials.create_service_token("bench-game")).token
+        return names, token
+    finally:
+        await container.aclose()
+
+
+def start_server(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "BOURSE_DATABASE_URL": url,
+        "BOURSE_RATE_LIMIT": "off",
+        "BOURSE_LOG_LEVEL": "WARNING",
+        "BOURSE_BACKGROUND_JOBS": "false",
+    }
+    bourse = Path(sys.executable).with_name("bourse")
+    cmd = [str(bourse), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=base) as client:
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(
+                    f"bourse serve exited: {server.stderr.read().decode() if server.stderr else ''}"
+                )
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit("bourse serve did not become ready in 60 s")
+
+
+async def phase(
+    base: str, token: str, usernames: list[str], requests: int, concurrency: int, seconds: float, tag: str
+) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    rng = random.Random(tag)
+    next_id = iter(range(requests))
+    warmup = max(1, requests // 20)
+    latencies: list[float] = []
+    codes: dict[object, int] = {}
+    started: list[float] = []
+    stop_at = time.monotonic() + seconds
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            for i in next_id:
+                if time.monotonic() > stop_at:
+                    return
+                if i == warmup:
+                    started.append(time.perf_counter())
+                body = {
+                    "extRequestId": f"{tag}-{i}",
+                    "username": rng.choice(usernames),
+                    "currency": "USDT",
+                    "amount": AMOUNT,
+                    "bonusAmount": "0",
+                }
+                t0 = time.perf_counter()
+                r = await client.put("/ext-orders/create", json=body)
+                elapsed = time.perf_counter() - t0
+                code = (
+                    r.json().get("code")
+                    if r.headers.get("content-type", "").startswith("application/json")
+                    else r.status_code
+                )
+                codes[code] = codes.get(code, 0) + 1
+                if i >= warmup:
+                    latencies.append(elapsed)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started[0] if started else float("nan")
+    latencies.sort()
+    return {
+        "tag": tag,
+        "sent": sum(codes.values()),
+        "codes": codes,
+        "timed": len(latencies),
+        "rate": len(latencies) / wall if latencies else 0.0,
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        if latencies
+        else float("nan"),
+    }
+
+
+async def staked_total(url: str) -> tuple[Decimal, int]:
+    conn = await asyncpg.connect(plain(url))
+    try:
+        total = await conn.fetchval(
+            "SELECT coalesce(sum(balance), 0) FROM ledger_accounts WHERE bucket = 'stake' AND asset = 'USDT'"
+        )
+        rows = await conn.fetchval("SELECT count(*) FROM ext_requests")
+        return Decimal(total), int(rows)
+    finally:
+        await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=3000, help="creates per phase (at most)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=20, help="time cap per phase")
+    args = parser.parse_args()
+
+    external = os.environ.get("BOURSE_DATABASE_URL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server_url = asyncpg_url(external) if external else start_embedded(ROOT / "var" / "bench-pg")
+    name = f"bench_ext_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(plain(server_url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(server_url, name)
+    server = None
+    try:
+        await asyncio.to_thread(upgrade, url)
+        usernames, token = await seed(url, args.users)
+        port = free_port()
+        with tempfile.TemporaryDirectory(prefix="bourse-bench-") as data_dir:
+            server = start_server(url, port, data_dir)
+            base = f"http://127.0.0.1:{port}"
+            await wait_ready(base, server)
+            results = [
+                await phase(base, token, usernames, args.requests, args.concurrency, args.seconds, "spread"),
+                await phase(base, token, usernames[:1], args.requests, args.concurrency, args.seconds, "hot"),
+            ]
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+        staked, stored = await staked_total(url)
+        sent = sum(int(r["sent"]) for r in results)  # type: ignore[call-overload]
+        print(
+            f"ext-order creates over HTTP: 1 uvicorn worker, {args.concurrency} connections, "
+            f"{args.users} users, {os.cpu_count()} CPUs"
+        )
+        for r in results:
+            print(
+                f"  {r['tag']:>6}: {r['rate']:8.1f} creates/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                f"({r['timed']} timed of {r['sent']} sent; codes {r['codes']})"
+            )
+        ok = all(set(r["codes"]) == {1} for r in results)  # type: ignore[arg-type]
+        consistent = staked == Decimal(AMOUNT) * sent and stored == sent
+        print(
+            f"  check: every create code 1: {ok}; stakes {staked} = {sent} x {AMOUNT} and {stored} rows stored: {consistent}"
+        )
+        if not (ok and consistent):
+            raise SystemExit(1)
+    finally:
+        if server is not None and server.poll() is None:
+            server.kill()
+            server.wait()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
