@@ -398,3 +398,18 @@ async def test_profiles_are_private_unless_you_manage_accounts(
         assert (await client.get("/auth/users/99999999", headers=bearer(t))).status_code == 404
 
     assert (await client.get(f"/auth/users/{bob.user.uid}")).status_code == 401
+
+
+async def test_concurrent_sign_ups_for_one_username_create_one_user(container: Container) -> None:
+    import asyncio
+
+    from bourse.domain.errors import Conflict
+
+    results = await asyncio.gather(
+        *(container.identity.create_user("alice", f"alice-pass-{i}") for i in range(3)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 1
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, BaseException)), results
+    async with container.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM accounts"))).scalar_one() == 1

@@ -129,3 +129,15 @@ async def test_disable_needs_a_code_and_restores_password_login(
     # Re-enrolling gives a new secret.
     r = await client.post("/auth/totp/enroll", headers=bearer(token))
     assert r.status_code == 200 and r.json()["secret"] != secret
+
+
+async def test_one_code_in_two_concurrent_logins_lets_exactly_one_in(
+    client: httpx.AsyncClient, container: Container, clock: FakeClock
+) -> None:
+    import asyncio
+
+    await container.identity.create_user("alice", "alice-pass-1")
+    secret = await enrol_and_confirm(client, clock, await login(client, "alice", "alice-pass-1"))
+    next_code = code(secret, clock, steps_ahead=1)
+    answers = await asyncio.gather(*(token_with(client, next_code) for _ in range(3)))
+    assert sorted(r.status_code for r in answers) == [200, 401, 401]
