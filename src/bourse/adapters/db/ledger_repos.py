@@ -72,7 +72,7 @@ WITH locked AS MATERIALIZED (
       FROM ledger_accounts la
      WHERE la.id = ANY(CAST(:a_id AS bigint[]))
      ORDER BY la.id
-       FOR UPDATE
+       FOR NO KEY UPDATE
 ),
 src AS MATERIALIZED (
     SELECT nextval('ledger_transactions_id_seq'::regclass) AS id, t.ord, t.kind, t.business_key, t.details
@@ -84,32 +84,51 @@ tx AS (
     SELECT id, kind, business_key, coalesce(CAST(details AS jsonb), '{}') FROM src ORDER BY ord
 ),
 upd AS (
+    -- The sub-select makes the locks come first, before any balance changes.
     UPDATE ledger_accounts la SET balance = la.balance + d.delta
       FROM unnest(CAST(:a_id AS bigint[]), CAST(:a_delta AS numeric[])) AS d(id, delta)
-      JOIN locked ON locked.id = d.id
-     WHERE la.id = d.id AND d.delta <> 0
+     WHERE la.id = d.id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
 ),
 ins AS (
     INSERT INTO ledger_postings (tx_id, account_id, asset, amount)
-    SELECT src.id, p.account_id, locked.asset, p.amount
-      FROM unnest(CAST(:p_ord AS bigint[]), CAST(:p_account AS bigint[]), CAST(:p_amount AS numeric[]))
-           AS p(ord, account_id, amount)
+    SELECT src.id, p.account_id, p.asset, p.amount
+      FROM unnest(CAST(:p_ord AS bigint[]), CAST(:p_account AS bigint[]), CAST(:p_asset AS text[]),
+                  CAST(:p_amount AS numeric[])) AS p(ord, account_id, asset, amount)
       JOIN src ON src.ord = p.ord
-      JOIN locked ON locked.id = p.account_id
 )
--- The accounts with their balances as locked (before this statement's update), then the
--- new transaction ids in input order: arrays in one row, cheap to decode.
+-- The balances as locked (before this statement's update) and the new transaction ids in
+-- input order, as arrays in one row; the database's oid tells remembered ids are still valid.
 SELECT (SELECT array_agg(id ORDER BY ord) FROM src) AS tx_ids,
-       array_agg(id) AS ids, array_agg(owner) AS owners, array_agg(asset) AS assets,
-       array_agg(bucket) AS buckets, array_agg(balance) AS balances
+       array_agg(id) AS ids, array_agg(balance) AS balances,
+       (SELECT oid FROM pg_database WHERE datname = current_database()) AS database
   FROM locked
 """
 )
 
-# Account ids never change and accounts are never deleted, so each engine remembers them
-# to skip the creation step. A remembered id is verified by the write that uses it.
-_ACCOUNT_IDS: weakref.WeakKeyDictionary[Engine, dict[AccountKey, int]] = weakref.WeakKeyDictionary()
-_ACCOUNT_IDS_MAX = 200_000
+
+class _KnownAccounts:
+    """Account ids never change and accounts are never deleted, so each engine remembers them
+    and skips the creation step. The database's oid guards against a recreated database; a
+    remembered id whose creation was rolled back shows up missing in the write that uses it."""
+
+    MAX = 200_000
+
+    def __init__(self) -> None:
+        self.database: int | None = None
+        self.ids: dict[AccountKey, int] = {}
+
+    def forget(self) -> None:
+        self.database = None
+        self.ids.clear()
+
+    def learn(self, database: int, ids: dict[AccountKey, int]) -> None:
+        if database != self.database or len(self.ids) > self.MAX:
+            self.forget()
+            self.database = database
+        self.ids.update(ids)
+
+
+_KNOWN: weakref.WeakKeyDictionary[Engine, _KnownAccounts] = weakref.WeakKeyDictionary()
 
 
 class _StaleAccountIds(Exception):
@@ -122,6 +141,9 @@ def _json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+_ZERO = Decimal(0)
+
+
 class _Batch:
     """One set-based write: the transactions, their postings, each account's net delta."""
 
@@ -129,54 +151,58 @@ class _Batch:
         if not txs:
             raise InvariantViolation("nothing to apply")
         self.txs = txs
-        self.net: dict[AccountKey, Decimal] = {}
-        self.debits: dict[AccountKey, Decimal] = {}  # per user account: the sum of its debits
-        for tx in txs:
+        # One row per posting: (transaction's position from 1, account, amount).
+        self.rows: list[tuple[int, AccountKey, Decimal]] = []
+        net: dict[AccountKey, Decimal] = {}
+        debits: dict[AccountKey, Decimal] = {}  # per user account: the sum of its debits
+        for ord_, tx in enumerate(txs, 1):
             if not isinstance(tx, LedgerTransaction):
                 raise InvariantViolation(f"not a ledger transaction: {tx!r}")
             for p in tx.postings:
                 key = (p.owner, str(p.asset), str(p.bucket))
-                self.net[key] = self.net.get(key, Decimal(0)) + p.amount
-                if p.amount < 0 and not is_system(p.owner):
-                    self.debits[key] = self.debits.get(key, Decimal(0)) + p.amount
-        # The order in which every writer creates missing accounts.
-        self.accounts = sorted(self.net)
+                amount = p.amount
+                self.rows.append((ord_, key, amount))
+                net[key] = net.get(key, _ZERO) + amount
+                if amount < 0 and not is_system(key[0]):
+                    debits[key] = debits.get(key, _ZERO) + amount
+        self.net = net
+        self.debits = debits
+
+    @property
+    def accounts(self) -> list[AccountKey]:
+        """Sorted: the order in which every writer creates missing accounts."""
+        return sorted(self.net)
 
     def lock_params(self) -> dict[str, Any]:
+        accounts = self.accounts
         return {
-            "owner": [k[0] for k in self.accounts],
-            "asset": [k[1] for k in self.accounts],
-            "bucket": [k[2] for k in self.accounts],
+            "owner": [k[0] for k in accounts],
+            "asset": [k[1] for k in accounts],
+            "bucket": [k[2] for k in accounts],
         }
 
     def first_overdraft(self, before: dict[AccountKey, Decimal]) -> AccountKey | None:
         """The first user account that goes negative when the transactions apply in order."""
         if all(before[k] + d >= 0 for k, d in self.debits.items()):
             return None  # even all debits and no credit leave every balance covered
-        users = {k for k in self.accounts if not is_system(k[0])}
-        if len(self.txs) == 1:
-            return next((k for k in self.accounts if k in users and before[k] + self.net[k] < 0), None)
         running = dict(before)
-        for tx in self.txs:
-            touched = []
-            for p in tx.postings:
-                key = (p.owner, str(p.asset), str(p.bucket))
-                running[key] += p.amount
+        rows = self.rows
+        i = 0
+        while i < len(rows):
+            ord_, touched = rows[i][0], []
+            while i < len(rows) and rows[i][0] == ord_:
+                _, key, amount = rows[i]
+                running[key] += amount
                 touched.append(key)
+                i += 1
+            # Checked after each whole transaction: its own legs may net out on one account.
             for key in touched:
-                if key in users and running[key] < 0:
+                if key in self.debits and running[key] < 0:
                     return key
         return None
 
     def write_params(self, ids: dict[AccountKey, int]) -> dict[str, Any]:
-        p_ord: list[int] = []
-        p_account: list[int] = []
-        p_amount: list[Decimal] = []
-        for ord_, tx in enumerate(self.txs, 1):
-            for p in tx.postings:
-                p_ord.append(ord_)
-                p_account.append(ids[(p.owner, str(p.asset), str(p.bucket))])
-                p_amount.append(p.amount)
+        rows = self.rows
         return {
             "kinds": [tx.kind for tx in self.txs],
             "keys": [tx.business_key for tx in self.txs],
@@ -184,11 +210,12 @@ class _Batch:
                 json.dumps(dict(tx.details), default=_json_default) if tx.details else None for tx in self.txs
             ],
             # Every touched account, also one whose net delta is zero: it is locked all the same.
-            "a_id": [ids[k] for k in self.accounts],
-            "a_delta": [self.net[k] for k in self.accounts],
-            "p_ord": p_ord,
-            "p_account": p_account,
-            "p_amount": p_amount,
+            "a_id": [ids[k] for k in self.net],
+            "a_delta": list(self.net.values()),
+            "p_ord": [r[0] for r in rows],
+            "p_account": [ids[r[1]] for r in rows],
+            "p_asset": [r[1][1] for r in rows],
+            "p_amount": [r[2] for r in rows],
         }
 
 
@@ -254,14 +281,18 @@ class SqlLedgerRepository:
 
     async def apply_many(self, txs: Sequence[LedgerTransaction]) -> builtins.list[int]:
         batch = _Batch(txs)
-        known = _ACCOUNT_IDS.setdefault(self._c.sync_engine, {})
-        ids = {k: known[k] for k in batch.accounts if k in known}
-        if len(ids) == len(batch.accounts):
+        known = _KNOWN.setdefault(self._c.sync_engine, _KnownAccounts())
+        try:
+            ids: dict[AccountKey, int] | None = {k: known.ids[k] for k in batch.net}
+        except KeyError:
+            ids = None
+        if ids is not None and known.database is not None:
             try:
                 async with self._c.begin_nested():
-                    return await self._write(batch, ids)
+                    tx_ids, _ = await self._write(batch, ids, known.database)
+                return tx_ids
             except _StaleAccountIds:
-                known.clear()
+                known.forget()
             except DBAPIError as e:
                 error = translate(e)
                 if isinstance(error, Conflict):
@@ -269,42 +300,50 @@ class SqlLedgerRepository:
                 if not _is_negative_balance(e):
                     # A remembered account that does not exist (its creation was rolled back)
                     # drops its postings and unbalances the write: forget, and start over.
-                    known.clear()
+                    known.forget()
                 # The slow path names the overdrawn account, or repeats the real error.
         try:
             async with self._c.begin_nested():
                 rows = (await self._c.execute(_LOCK, batch.lock_params())).all()
                 locked = {(r.owner, r.asset, r.bucket): (int(r.id), r.balance) for r in rows}
-                if len(locked) != len(batch.accounts):
+                if len(locked) != len(batch.net):
                     raise InvariantViolation("ledger accounts missing after creation")
                 overdraft = batch.first_overdraft({k: v[1] for k, v in locked.items()})
                 if overdraft is not None:
                     raise _insufficient(overdraft)
-                tx_ids = await self._write(batch, {k: v[0] for k, v in locked.items()})
+                ids = {k: v[0] for k, v in locked.items()}
+                tx_ids, database = await self._write(batch, ids, None)
+        except _StaleAccountIds as e:
+            raise InvariantViolation("ledger accounts changed while locked") from e
         except DBAPIError as e:
             if _is_negative_balance(e):  # the check above should have caught it: keep the refusal
                 raise InsufficientFunds("a user balance would go negative") from e
             raise translate(e) or e from e
-        if len(known) > _ACCOUNT_IDS_MAX:
-            known.clear()
-        known.update((k, v[0]) for k, v in locked.items())
+        known.learn(database, ids)
         return tx_ids
 
-    async def _write(self, batch: _Batch, ids: dict[AccountKey, int]) -> builtins.list[int]:
-        """Inside a savepoint: raising here undoes the write."""
+    async def _write(
+        self, batch: _Batch, ids: dict[AccountKey, int], database: int | None
+    ) -> tuple[builtins.list[int], int]:
+        """Inside a savepoint: raising here undoes the write. ``database``: the oid the ids
+        were learnt in, None when they were just read."""
         row = (await self._c.execute(_WRITE, batch.write_params(ids))).one()
-        locked = list(zip(row.owners or (), row.assets or (), row.buckets or (), strict=True))
-        if len(locked) != len(batch.accounts) or any(
-            ids.get(k) != i for k, i in zip(locked, row.ids, strict=True)
-        ):
+        if database is not None and row.database != database:
+            raise _StaleAccountIds
+        key_of = {v: k for k, v in ids.items()}
+        try:
+            before = {key_of[i]: b for i, b in zip(row.ids or (), row.balances or (), strict=True)}
+        except KeyError:
+            raise _StaleAccountIds from None
+        if len(before) != len(batch.net):
             raise _StaleAccountIds
         tx_ids = [int(i) for i in row.tx_ids]
         if len(tx_ids) != len(batch.txs):
             raise InvariantViolation("ledger write returned an unexpected number of transactions")
-        overdraft = batch.first_overdraft(dict(zip(locked, row.balances, strict=True)))
+        overdraft = batch.first_overdraft(before)
         if overdraft is not None:
             raise _insufficient(overdraft)
-        return tx_ids
+        return tx_ids, int(row.database)
 
     # --- reads -------------------------------------------------------------------------------
 
