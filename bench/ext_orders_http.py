@@ -89,6 +89,12 @@ async def seed(url: str, users: int) -> tuple[list[str], str]:
         await container.aclose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc), to tell its cost from the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -120,7 +126,14 @@ async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
 
 
 async def phase(
-    base: str, token: str, usernames: list[str], requests: int, concurrency: int, seconds: float, tag: str
+    base: str,
+    token: str,
+    usernames: list[str],
+    requests: int,
+    concurrency: int,
+    seconds: float,
+    tag: str,
+    server_pid: int,
 ) -> dict[str, object]:
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -131,6 +144,7 @@ async def phase(
     codes: dict[object, int] = {}
     started: list[float] = []
     stop_at = time.monotonic() + seconds
+    cpu_at_start: list[float] = []
 
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
 
@@ -140,6 +154,7 @@ async def phase(
                     return
                 if i == warmup:
                     started.append(time.perf_counter())
+                    cpu_at_start.append(cpu_seconds(server_pid))
                 body = {
                     "extRequestId": f"{tag}-{i}",
                     "username": rng.choice(usernames),
@@ -161,6 +176,7 @@ async def phase(
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started[0] if started else float("nan")
+    server_cpu = cpu_seconds(server_pid) - cpu_at_start[0] if cpu_at_start else float("nan")
     latencies.sort()
     return {
         "tag": tag,
@@ -169,6 +185,7 @@ async def phase(
         "timed": len(latencies),
         "rate": len(latencies) / wall if latencies else 0.0,
         "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "server_cpu_ms": 1000 * server_cpu / len(latencies) if latencies else float("nan"),
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         if latencies
         else float("nan"),
@@ -215,8 +232,26 @@ async def main() -> None:
             base = f"http://127.0.0.1:{port}"
             await wait_ready(base, server)
             results = [
-                await phase(base, token, usernames, args.requests, args.concurrency, args.seconds, "spread"),
-                await phase(base, token, usernames[:1], args.requests, args.concurrency, args.seconds, "hot"),
+                await phase(
+                    base,
+                    token,
+                    usernames,
+                    args.requests,
+                    args.concurrency,
+                    args.seconds,
+                    "spread",
+                    server.pid,
+                ),
+                await phase(
+                    base,
+                    token,
+                    usernames[:1],
+                    args.requests,
+                    args.concurrency,
+                    args.seconds,
+                    "hot",
+                    server.pid,
+                ),
             ]
             server.send_signal(signal.SIGINT)
             server.wait(timeout=30)
@@ -224,12 +259,12 @@ async def main() -> None:
         sent = sum(int(r["sent"]) for r in results)  # type: ignore[call-overload]
         print(
             f"ext-order creates over HTTP: 1 uvicorn worker, {args.concurrency} connections, "
-            f"{args.users} users, {os.cpu_count()} CPUs"
+            f"{args.users} users, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         )
         for r in results:
             print(
                 f"  {r['tag']:>6}: {r['rate']:8.1f} creates/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                f"({r['timed']} timed of {r['sent']} sent; codes {r['codes']})"
+                f"server CPU {r['server_cpu_ms']:5.2f} ms/create  ({r['timed']} timed of {r['sent']} sent; codes {r['codes']})"
             )
         ok = all(set(r["codes"]) == {1} for r in results)  # type: ignore[arg-type]
         consistent = staked == Decimal(AMOUNT) * sent and stored == sent

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from bourse.adapters.db import wallet_repos
 from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.api.app import create_app
+from bourse.domain.errors import PermissionDenied
 from bourse.domain.identity import ServiceCaller
 from bourse.domain.wallet import ExtRequestType, parse_request
 from bourse.service.credentials import digest
@@ -455,7 +456,7 @@ async def test_a_token_without_the_ext_orders_scope_is_forbidden(client, contain
         await uow.commit()
     await _assert_every_route_refuses(client, {"Authorization": "Bearer bst_scopeless-token"}, 403, 11000003)
     scopeless = ServiceCaller(1, "x", frozenset())
-    with pytest.raises(Exception, match="scope"):
+    with pytest.raises(PermissionDenied, match="scope"):
         await container.wallet.get(scopeless, "anything")
 
 
