@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from bourse.api.app import create_app
 from bourse.bootstrap import Container, build
 from bourse.cli.runtime import Cli, ServeLock, database, load_settings, print_json, run_with_container
 from bourse.config import Settings
@@ -33,6 +31,11 @@ Port = Annotated[int | None, typer.Option("--port", help="bind port", show_defau
 
 
 def _serve(settings: Settings, on_ready: object = None) -> None:
+    # The web stack is imported here, not at the top: the other commands start faster without it.
+    import uvicorn
+
+    from bourse.api.app import create_app
+
     ServeLock(settings.data_dir).acquire()
     configure_logging(settings.log_level, settings.log_json)
     url = database(settings)
@@ -171,6 +174,7 @@ def ledger_check(data_dir: DataDir = None) -> None:
 
     if not run_with_container(load_settings(data_dir), work):
         raise typer.Exit(1)
+
 
 if __name__ == "__main__":
     app()
