@@ -420,6 +420,20 @@ async def test_unknown_user_and_currency(client, wallet, game):
     assert_error(r, 400, 11000005)
 
 
+async def test_a_disabled_user_stakes_nothing_more_but_gets_stakes_back(client, container, wallet, game):
+    assert_success(await client.put("/ext-orders/create", json=create_body("x-1", "40"), headers=game))
+    async with container.engine.begin() as conn:
+        await conn.execute(text("UPDATE users SET is_active = false WHERE username = 'abc@def'"))
+    r = await client.put("/ext-orders/create", json=create_body("x-2", "1"), headers=game)
+    assert_error(r, 400, 11000005)
+    assert_success(await client.put("/ext-orders/cancel", json=create_body("x-3", "10"), headers=game))
+    assert_success(
+        await client.post("/ext-orders/settlement", json=settlement_body("x-4", "30", "-5"), headers=game)
+    )
+    after = await balances(container, wallet)
+    assert after["stake"] == 0 and after["available"] == Decimal(995)
+
+
 # --- authentication ----------------------------------------------------------------------------
 
 
