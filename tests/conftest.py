@@ -20,11 +20,13 @@ import pytest
 
 from bourse.adapters.crypto import Argon2PasswordHasher
 from bourse.adapters.db.embedded import start_embedded
-from bourse.adapters.db.engine import asyncpg_url, with_database
+from bourse.adapters.db.engine import asyncpg_url, make_engine, with_database
 from bourse.adapters.db.migrate import head_revision, upgrade
+from bourse.adapters.db.uow import SqlUnitOfWork
 from bourse.api.app import create_app
 from bourse.bootstrap import Container, build
 from bourse.config import Settings
+from bourse.domain.ledger import LedgerCheckReport
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,11 +84,28 @@ def template_db(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def db_url(server_url: str, template_db: str) -> AsyncIterator[str]:
+async def db_url(request: pytest.FixtureRequest, server_url: str, template_db: str) -> AsyncIterator[str]:
     name = f"bourse_t_{uuid.uuid4().hex[:12]}"
     await _admin_exec(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield with_database(server_url, name)
-    await _admin_exec(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = with_database(server_url, name)
+    yield url
+    try:
+        # Whatever a test did, the money must still add up: `bourse ledger check` on every
+        # test database, except where a test breaks the ledger on purpose to see it caught.
+        if request.node.get_closest_marker("ledger_tampered") is None:
+            report = await _ledger_check(url)
+            assert report.clean, f"ledger check failed after {request.node.nodeid}: {report}"
+    finally:
+        await _admin_exec(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _ledger_check(url: str) -> LedgerCheckReport:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with SqlUnitOfWork(engine) as uow:
+            return await uow.ledger.check()
+    finally:
+        await engine.dispose()
 
 
 def make_settings(**overrides: object) -> Settings:

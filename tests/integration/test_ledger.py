@@ -145,6 +145,7 @@ async def _raw(c: Container, sql: str) -> None:
         await conn.commit()
 
 
+@pytest.mark.ledger_tampered  # a raw posting bypasses the balances on purpose
 async def test_database_refuses_an_unbalanced_transaction(ledger: Container) -> None:
     await apply(ledger, deposit(ALICE, "10"))
     with pytest.raises(DBAPIError, match="does not balance"):
@@ -164,6 +165,7 @@ async def test_database_refuses_an_unbalanced_transaction(ledger: Container) -> 
     )
 
 
+@pytest.mark.ledger_tampered
 async def test_database_refuses_a_negative_user_balance(ledger: Container) -> None:
     await apply(ledger, deposit(ALICE, "10"))
     with pytest.raises(DBAPIError, match="non_negative"):
@@ -232,6 +234,7 @@ async def test_a_hold_needs_available_funds(ledger: Container) -> None:
     assert (await bal(ledger, ALICE), await bal(ledger, ALICE, Bucket.LOCKED)) == (10, 0)
 
 
+@pytest.mark.ledger_tampered
 async def test_check_is_clean_after_activity_and_names_a_tampered_account(ledger: Container) -> None:
     await apply(ledger, deposit(ALICE, "100"), deposit(BOB, "3", BTC))
     async with ledger.uow() as uow:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
 
 from bourse.bootstrap import Container
@@ -28,6 +29,7 @@ def ledger_check(db_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.ledger_tampered
 async def test_ledger_check_exit_code_and_names_the_tampered_account(
     container: Container, db_url: str
 ) -> None:

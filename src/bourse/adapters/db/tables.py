@@ -140,6 +140,7 @@ audit_log = Table(
 )
 
 
-import bourse.adapters.db.transfer_tables  # noqa: F401, E402
-from bourse.adapters.db import ledger_tables  # noqa: F401, E402
-from bourse.adapters.db import wallet_tables  # noqa: F401, E402
+# Other storage concerns add their tables to the same metadata; Alembic must see them all.
+from bourse.adapters.db import ledger_tables, transfer_tables, wallet_tables  # noqa: E402
+
+__all__ = ["ledger_tables", "metadata", "transfer_tables", "wallet_tables"]
