@@ -16,6 +16,7 @@ from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.adapters.webhook import HttpxCallbackSender, SystemResolver
 from bourse.config import Settings
 from bourse.domain.callbacks import CallbackPolicy
+from bourse.service.accounts import AccountService
 from bourse.service.callbacks import CallbackService
 from bourse.service.credentials import CredentialService
 from bourse.service.identity import IdentityService, LoginPolicy
@@ -46,6 +47,7 @@ class Container:
     clock: Clock
     rate_limiter: LimitsRateLimiter | None
     ledger: LedgerService
+    accounts: AccountService
     transfers: TransferService
     callbacks: CallbackService
     wallet: WalletService
@@ -93,6 +95,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         clock=clock,
         rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
         ledger=LedgerService(uow),
+        accounts=AccountService(uow, settings.root_asset),
         transfers=TransferService(uow, clock, callback_policy),
         callbacks=CallbackService(uow, clock, callback_policy, SystemResolver(), HttpxCallbackSender()),
         wallet=WalletService(uow, clock),
