@@ -28,7 +28,6 @@ from bourse.domain.wallet import (
     ExtRequestType,
     NegativeSettlement,
     OverRelease,
-    parse_request,
 )
 from bourse.service.context import RequestMeta
 from tests.conftest import FAST_HASHER, make_settings
@@ -82,8 +81,11 @@ class WalletMachine(RuleBasedStateMachine):
 
     def submit(self, kind: ExtRequestType, body: dict[str, str]) -> Any:
         async def go() -> Any:
-            request = parse_request(kind, body)
-            return await self.container.wallet.submit(self.caller, request, RequestMeta())
+            wallet = self.container.wallet
+            apply = {"create": wallet.create, "cancel": wallet.cancel, "settlement": wallet.settle}[
+                kind.value
+            ]
+            return await apply(self.caller, body, RequestMeta())
 
         return self.loop.run_until_complete(go())
 

@@ -23,6 +23,7 @@ from bourse.domain.wallet import (
     UnknownUser,
     ledger_transaction,
     over_release_buckets,
+    parse_request,
     success_response,
 )
 from bourse.service.context import RequestMeta
@@ -37,10 +38,28 @@ class WalletService:
         self._uow = uow
         self._clock = clock
 
-    async def submit(
+    async def create(
+        self, caller: ServiceCaller, body: Mapping[str, Any], meta: RequestMeta
+    ) -> Mapping[str, Any]:
+        """Stake ``amount`` (and ``bonusAmount``); ``body`` as in the spec. Returns the response to send."""
+        return await self._apply(caller, parse_request(ExtRequestType.CREATE, body), meta)
+
+    async def cancel(
+        self, caller: ServiceCaller, body: Mapping[str, Any], meta: RequestMeta
+    ) -> Mapping[str, Any]:
+        """Return ``amount`` (and ``bonusAmount``) from the stake to the wallet."""
+        return await self._apply(caller, parse_request(ExtRequestType.CANCEL, body), meta)
+
+    async def settle(
+        self, caller: ServiceCaller, body: Mapping[str, Any], meta: RequestMeta
+    ) -> Mapping[str, Any]:
+        """Release ``totalOrderAmount`` from the stake, credit it plus ``pnlAmount``; the house pays the pnl."""
+        return await self._apply(caller, parse_request(ExtRequestType.SETTLEMENT, body), meta)
+
+    async def _apply(
         self, caller: ServiceCaller, request: ExtRequest, meta: RequestMeta
     ) -> Mapping[str, Any]:
-        """Apply a create, cancel or settlement once; returns the response to send (stored for replays)."""
+        """Apply a request once; a repeat gets the stored response (same request) or a conflict."""
         caller.require_scope(EXT_ORDERS_SCOPE)
         fingerprint = request.fingerprint()
         async with self._uow() as uow:

@@ -496,7 +496,7 @@ async def test_rate_limited_and_internal_errors_use_the_envelope(container, wall
         raise RuntimeError("database on fire")
 
     monkeypatch.setattr(container, "rate_limiter", None)
-    monkeypatch.setattr(container.wallet, "submit", broken)
+    monkeypatch.setattr(container.wallet, "create", broken)
     app = create_app(container, dispose_on_shutdown=False)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

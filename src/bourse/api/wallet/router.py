@@ -7,6 +7,7 @@ every response, errors included, is the spec's envelope (``envelope.py``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,11 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bourse.api.common.auth import Meta, Services, current_service
 from bourse.api.common.errors import register_renderer
 from bourse.api.wallet import envelope
-from bourse.bootstrap import Container
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import ServiceCaller
-from bourse.domain.wallet import ExtRequest, ExtRequestType, parse_request, sent_fields
-from bourse.service.context import RequestMeta
+from bourse.domain.wallet import sent_fields
 from bourse.service.wallet import EXT_ORDERS_SCOPE
 
 PREFIXES = ("/ext-orders",)
@@ -60,7 +59,7 @@ class SettlementBody(_Body):
     pnlBonusAmount: str = "0"
 
 
-def _parse(model: type[_Body], kind: ExtRequestType, raw: bytes) -> ExtRequest:
+def _parse(model: type[_Body], raw: bytes) -> dict[str, Any]:
     try:
         body = model.model_validate_json(raw)
     except ValidationError as e:
@@ -69,7 +68,7 @@ def _parse(model: type[_Body], kind: ExtRequestType, raw: bytes) -> ExtRequest:
         raise InvalidInput(
             f"{field}: {first['msg']}" if field else first["msg"], **({"field": field} if field else {})
         ) from None
-    return parse_request(kind, body.model_dump())
+    return body.model_dump()
 
 
 def _body_schema(model: type[_Body]) -> dict[str, Any]:
@@ -82,16 +81,7 @@ def _body_schema(model: type[_Body]) -> dict[str, Any]:
     }
 
 
-async def _submit(
-    request: Request,
-    model: type[_Body],
-    kind: ExtRequestType,
-    caller: ServiceCaller,
-    services: Container,
-    meta: RequestMeta,
-) -> JSONResponse:
-    parsed = _parse(model, kind, await request.body())
-    response = await services.wallet.submit(caller, parsed, meta)
+def _respond(response: Mapping[str, Any]) -> JSONResponse:
     # Stored as JSONB, which does not keep key order; the envelope's order is the spec's.
     return JSONResponse({key: response[key] for key in envelope.ENVELOPE_KEYS})
 
@@ -102,12 +92,14 @@ async def _submit(
     openapi_extra=_body_schema(StakeBody),
 )
 async def create(request: Request, caller: Caller, services: Services, meta: Meta) -> JSONResponse:
-    return await _submit(request, StakeBody, ExtRequestType.CREATE, caller, services, meta)
+    body = _parse(StakeBody, await request.body())
+    return _respond(await services.wallet.create(caller, body, meta))
 
 
 @router.put("/cancel", summary="Return a stake to the user's wallet", openapi_extra=_body_schema(StakeBody))
 async def cancel(request: Request, caller: Caller, services: Services, meta: Meta) -> JSONResponse:
-    return await _submit(request, StakeBody, ExtRequestType.CANCEL, caller, services, meta)
+    body = _parse(StakeBody, await request.body())
+    return _respond(await services.wallet.cancel(caller, body, meta))
 
 
 @router.post(
@@ -116,7 +108,8 @@ async def cancel(request: Request, caller: Caller, services: Services, meta: Met
     openapi_extra=_body_schema(SettlementBody),
 )
 async def settlement(request: Request, caller: Caller, services: Services, meta: Meta) -> JSONResponse:
-    return await _submit(request, SettlementBody, ExtRequestType.SETTLEMENT, caller, services, meta)
+    body = _parse(SettlementBody, await request.body())
+    return _respond(await services.wallet.settle(caller, body, meta))
 
 
 @router.get("/{extRequestId}", summary="A stored request of the caller, with its type")
