@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bourse.adapters.bus.inproc import InProcEventBus
 from bourse.adapters.crypto import Argon2PasswordHasher, FernetCipher, JwtCodec, SystemClock, TotpCodes
 from bourse.adapters.db.embedded import start_embedded
 from bourse.adapters.db.engine import asyncpg_url, make_engine
@@ -21,7 +22,7 @@ from bourse.service.callbacks import CallbackService
 from bourse.service.credentials import CredentialService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
-from bourse.service.ports import Clock, PasswordHasher, UnitOfWork
+from bourse.service.ports import Clock, EventBus, PasswordHasher, UnitOfWork
 from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
 
@@ -51,6 +52,7 @@ class Container:
     transfers: TransferService
     callbacks: CallbackService
     wallet: WalletService
+    bus: EventBus
     extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
@@ -99,4 +101,5 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         transfers=TransferService(uow, clock, callback_policy),
         callbacks=CallbackService(uow, clock, callback_policy, SystemResolver(), HttpxCallbackSender()),
         wallet=WalletService(uow, clock),
+        bus=InProcEventBus(),
     )

@@ -338,3 +338,30 @@ class CallbackSender(Protocol):
     Never follows redirects; network errors and timeouts come back as an outcome, not an exception."""
 
     async def post(self, target: CallbackTarget, ip: IPAddress, body: bytes) -> SendOutcome: ...
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+class SubscriptionDropped(Exception):  # noqa: N818 - it is an outcome, named for what happened
+    """The subscriber fell behind and was dropped; ``args[0]`` says why."""
+
+
+class Subscription(Protocol):
+    async def get(self) -> tuple[str, Mapping[str, Any]]:
+        """The next (topic, event); raises SubscriptionDropped once the subscriber was dropped."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class EventBus(Protocol):
+    """Events after commit (trades, book changes, order and balance updates) to whoever listens.
+
+    Topics: ``trades.<marketId>``, ``book.<marketId>``, ``ticker.<marketId>``,
+    ``candles.<marketId>``, ``orders.<accountId>``, ``balances.<accountId>``.
+    ``publish`` never blocks; a subscriber that falls behind is dropped.
+    """
+
+    def publish(self, topic: str, event: Mapping[str, Any]) -> None: ...
+    def subscribe(self, pattern: str, maxsize: int = 1000) -> Subscription: ...
