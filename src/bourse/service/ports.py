@@ -343,7 +343,7 @@ class CallbackSender(Protocol):
 # --- events ------------------------------------------------------------------------------------
 
 
-class SubscriptionDropped(Exception):  # noqa: N818 - it is an outcome, named for what happened
+class SubscriptionDropped(Exception):
     """The subscriber fell behind and was dropped; ``args[0]`` says why."""
 
 
