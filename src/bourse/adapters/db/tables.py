@@ -142,5 +142,6 @@ audit_log = Table(
 
 # Other storage concerns add their tables to the same metadata; Alembic must see them all.
 from bourse.adapters.db import ledger_tables, transfer_tables, wallet_tables  # noqa: E402
+from bourse.adapters.db import trading_tables  # noqa: E402
 
-__all__ = ["ledger_tables", "metadata", "transfer_tables", "wallet_tables"]
+__all__ = ["ledger_tables", "metadata", "trading_tables", "transfer_tables", "wallet_tables"]
