@@ -20,8 +20,10 @@ from bourse.domain.callbacks import CallbackPolicy
 from bourse.service.accounts import AccountService
 from bourse.service.callbacks import CallbackService
 from bourse.service.credentials import CredentialService
+from bourse.service.fees import FeeService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
+from bourse.service.markets import MarketService
 from bourse.service.ports import Clock, EventBus, PasswordHasher, UnitOfWork
 from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
@@ -53,6 +55,8 @@ class Container:
     callbacks: CallbackService
     wallet: WalletService
     bus: EventBus
+    markets: MarketService
+    fees: FeeService
     extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
@@ -88,6 +92,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
     )
     callback_policy = CallbackPolicy(settings.callback_allowlist)
     limits = settings.rate_limit_per_second
+    bus = InProcEventBus()
     return Container(
         settings=settings,
         engine=engine,
@@ -101,5 +106,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         transfers=TransferService(uow, clock, callback_policy),
         callbacks=CallbackService(uow, clock, callback_policy, SystemResolver(), HttpxCallbackSender()),
         wallet=WalletService(uow, clock),
-        bus=InProcEventBus(),
+        bus=bus,
+        markets=MarketService(uow, clock, bus),
+        fees=FeeService(uow),
     )

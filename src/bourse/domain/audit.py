@@ -23,6 +23,11 @@ class AuditAction(StrEnum):
     APP_KEY_REVOKED = "app_key.revoked"
     ACCOUNT_OPENED = "account.opened"
     MONEY_MOVED = "money.moved"
+    MARKET_CREATED = "market.created"
+    MARKET_UPDATED = "market.updated"
+    COMMISSION_PROFILE_CREATED = "commission_profile.created"
+    COMMISSION_PROFILE_ASSIGNED = "commission_profile.assigned"
+    COMMISSION_RULES_CHANGED = "commission_rules.changed"
 
 
 @dataclass(frozen=True, slots=True)

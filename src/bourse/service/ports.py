@@ -23,8 +23,10 @@ from bourse.domain.callbacks import (
     IPAddress,
     SendOutcome,
 )
+from bourse.domain.fees import CommissionProfile, CommissionRule
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
+from bourse.domain.markets import Market, MarketQuery
 from bourse.domain.transfers import Transfer
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
@@ -258,6 +260,55 @@ class CallbackRepository(Protocol):
     async def for_transfer(self, transfer_id: str) -> list[DeliveryReport]: ...
 
 
+class MarketRepository(Protocol):
+    async def add(self, market: Market) -> None:
+        """Conflict if the market id exists."""
+        ...
+
+    async def update(self, market: Market) -> None:
+        """Store every field but id and created_at; NotFound if missing."""
+        ...
+
+    async def get(self, market_id: str, *, for_update: bool = False) -> Market | None: ...
+    async def list(self, query: MarketQuery | None = None) -> list[Market]:
+        """Markets matching ``query`` (all by default), sorted by it (by id by default)."""
+        ...
+
+
+class CommissionRepository(Protocol):
+    async def add_profile(self, profile: CommissionProfile) -> None:
+        """Conflict if the id exists."""
+        ...
+
+    async def get_profile(self, profile_id: str, *, for_update: bool = False) -> CommissionProfile | None:
+        """``for_update`` locks the profile row: rule changes of one profile take turns."""
+        ...
+
+    async def list_profiles(self) -> list[CommissionProfile]: ...
+    async def rules(self, profile_id: str) -> list[CommissionRule]:
+        """The profile's rules by priority, then id."""
+        ...
+
+    async def add_rule(self, rule: CommissionRule) -> None:
+        """Conflict for a second default rule, a second rule for one market or group, a taken priority."""
+        ...
+
+    async def update_rule(self, rule: CommissionRule) -> None: ...
+    async def delete_rule(self, profile_id: str, rule_id: str) -> bool: ...
+    async def set_priorities(self, profile_id: str, priorities: Mapping[str, int]) -> None:
+        """Set each named rule's priority; uniqueness is checked at commit (Conflict then)."""
+        ...
+
+    async def rules_for_account(self, account_id: AccountId) -> list[CommissionRule] | None:
+        """The rules of the account's profile in one query; None if the account does not exist."""
+        ...
+
+    async def profile_of_account(self, account_id: AccountId) -> str | None: ...
+    async def set_account_profile(self, account_id: AccountId, profile_id: str) -> bool:
+        """False if the account does not exist."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -271,6 +322,8 @@ class UnitOfWork(Protocol):
     transfers: TransferRepository
     callbacks: CallbackRepository
     ext_requests: ExtRequestRepository
+    markets: MarketRepository
+    commissions: CommissionRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

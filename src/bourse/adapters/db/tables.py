@@ -79,6 +79,9 @@ accounts = Table(
     Column("account_type", Text, nullable=False, server_default="Hedging"),
     Column("is_default", Boolean, nullable=False, server_default=text("false")),
     _created_at(),
+    # Added by migration 0005 (market_tables.commission_profiles); every account pays by a profile.
+    Column("commission_profile_id", Text, ForeignKey("commission_profiles.id"), nullable=False,
+           server_default="default"),
     Index("uq_accounts_one_default_per_user", "uid", unique=True, postgresql_where=text("is_default")),
 )
 
@@ -141,7 +144,12 @@ audit_log = Table(
 
 
 # Other storage concerns add their tables to the same metadata; Alembic must see them all.
-from bourse.adapters.db import ledger_tables, transfer_tables, wallet_tables  # noqa: E402
-from bourse.adapters.db import trading_tables  # noqa: E402
+from bourse.adapters.db import (  # noqa: E402
+    ledger_tables,
+    market_tables,
+    trading_tables,
+    transfer_tables,
+    wallet_tables,
+)
 
-__all__ = ["ledger_tables", "metadata", "trading_tables", "transfer_tables", "wallet_tables"]
+__all__ = ["ledger_tables", "market_tables", "metadata", "trading_tables", "transfer_tables", "wallet_tables"]

@@ -21,6 +21,7 @@ from bourse.adapters.db.identity_repos import (
     SqlUserRepository,
 )
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
+from bourse.adapters.db.market_repos import SqlCommissionRepository, SqlMarketRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
 from bourse.service import ports
@@ -41,6 +42,8 @@ class SqlUnitOfWork:
     transfers: ports.TransferRepository
     callbacks: ports.CallbackRepository
     ext_requests: ports.ExtRequestRepository
+    markets: ports.MarketRepository
+    commissions: ports.CommissionRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -62,6 +65,8 @@ class SqlUnitOfWork:
         self.transfers = SqlTransferRepository(conn)
         self.callbacks = SqlCallbackRepository(conn)
         self.ext_requests = SqlExtRequestRepository(conn)
+        self.markets = SqlMarketRepository(conn)
+        self.commissions = SqlCommissionRepository(conn)
         return self
 
     async def __aexit__(

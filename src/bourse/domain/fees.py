@@ -1,0 +1,158 @@
+"""Trading fees: commission profiles, their prioritized rules, and the fee of one fill.
+
+Every account has one commission profile; a profile has exactly one default rule
+and any number of rules for one market or one market group. For a trade on a
+market, ``select_rule`` picks the most specific rule: a rule for that market
+beats a rule for its market group beats the default rule; among rules equally
+specific the lower priority number wins (then the lower id, so the choice is
+deterministic).
+
+Fees are charged in the quote asset on both sides of a trade. ``Percent`` sizes
+are percentages of the fill's quote amount (``0.1`` = 0.1%); ``Fixed`` sizes
+are a quote-asset amount per fill. Every fee is rounded up to the quote asset's
+scale, in the house's favour, and is never negative.
+
+``min_fee_rat`` (the spec's ``minFeeRAT``, a minimum fee in the root asset) is
+stored and shown but NOT applied yet: applying it needs a conversion of the
+root-asset minimum into the quote asset at a market price, which comes with
+market data. ``commission`` ignores it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Context, Decimal, localcontext
+from enum import StrEnum
+
+from bourse.domain.errors import InvalidInput, InvariantViolation
+from bourse.domain.ledger import MAX_SCALE
+from bourse.domain.markets import Market
+from bourse.domain.values import AssetId, decimal_places
+
+DEFAULT_PROFILE_ID = "default"
+DEFAULT_RULE_ID = "default"
+PROFILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_PRIORITY = 2**31 - 1
+# Products of NUMERIC(38, 18) amounts and sizes are exact in this precision.
+_EXACT = Context(prec=100)
+
+
+class FeeType(StrEnum):
+    PERCENT = "Percent"  # size is a percentage of the fill's quote amount
+    FIXED = "Fixed"  # size is a quote-asset amount per fill
+
+
+@dataclass(frozen=True, slots=True)
+class CfdFee:
+    """The spec's ``feeSettings.cfd``: stored for derivatives (issue #7), not applied to spot."""
+
+    asset_id: AssetId | None
+    type: FeeType
+    size: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionProfile:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommissionRule:
+    id: str
+    profile_id: str
+    priority: int
+    is_default: bool
+    market_id: str | None
+    market_group_id: str | None
+    fee_type: FeeType
+    maker_size: Decimal
+    taker_size: Decimal
+    min_fee_rat: Decimal | None
+    cfd: CfdFee | None = None
+
+    def __post_init__(self) -> None:
+        if self.is_default and (self.market_id or self.market_group_id):
+            raise InvalidInput(
+                "the default rule applies to every market; it takes no marketId or marketGroupId",
+                field="marketId",
+            )
+        if not self.is_default and bool(self.market_id) == bool(self.market_group_id):
+            raise InvalidInput("a rule needs exactly one of marketId and marketGroupId", field="marketId")
+        if not 0 <= self.priority <= MAX_PRIORITY:
+            raise InvalidInput(f"priority must be between 0 and {MAX_PRIORITY}", field="priority")
+        for name, size in (("makerSize", self.maker_size), ("takerSize", self.taker_size)):
+            check_size(self.fee_type, size, f"feeSettings.spot.{name}")
+        if self.min_fee_rat is not None:
+            _amount(self.min_fee_rat, "feeSettings.minFeeRAT")
+        if self.cfd is not None:
+            check_size(self.cfd.type, self.cfd.size, "feeSettings.cfd.size")
+
+    @property
+    def specificity(self) -> int:
+        """2 = one market, 1 = a market group, 0 = the default rule."""
+        return 2 if self.market_id else 1 if self.market_group_id else 0
+
+    def applies_to(self, market: Market) -> bool:
+        if self.market_id:
+            return self.market_id == market.id
+        if self.market_group_id:
+            return self.market_group_id == market.market_group_id
+        return True
+
+
+def _amount(value: Decimal, field: str) -> None:
+    if not value.is_finite() or value < 0 or value >= Decimal(10) ** 20 or decimal_places(value) > MAX_SCALE:
+        raise InvalidInput(
+            f"{field} must be a non-negative decimal with at most {MAX_SCALE} decimals", field=field
+        )
+
+
+def check_size(fee_type: FeeType, size: Decimal, field: str) -> None:
+    _amount(size, field)
+    if fee_type is FeeType.PERCENT and size >= 100:
+        raise InvalidInput(f"{field} is a percentage below 100", field=field)
+
+
+def check_profile_id(profile_id: str) -> None:
+    if not PROFILE_ID_RE.match(profile_id):
+        raise InvalidInput(
+            "a commission profile id is 1-64 letters, digits or . _ -", field="commissionProfileId"
+        )
+
+
+def select_rule(rules: Sequence[CommissionRule], market: Market) -> CommissionRule:
+    """The rule a trade on ``market`` pays by: most specific first, then lowest priority number."""
+    matching = [r for r in rules if r.applies_to(market)]
+    if not matching:
+        raise InvariantViolation("the commission profile has no default rule", market=market.id)
+    return min(matching, key=lambda r: (-r.specificity, r.priority, r.id))
+
+
+def _round_up(value: Decimal, scale: int) -> Decimal:
+    with localcontext(_EXACT):
+        return max(Decimal(0), value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_CEILING))
+
+
+def commission(rule: CommissionRule, quote_amount: Decimal, *, is_maker: bool, quote_scale: int) -> Decimal:
+    """The fee, in the quote asset, of one fill worth ``quote_amount``: rounded up to ``quote_scale``.
+    A Fixed fee is charged per fill whatever its size (it may exceed a tiny fill's value)."""
+    if quote_amount < 0:
+        raise InvariantViolation("a fill's quote amount cannot be negative", quote_amount=str(quote_amount))
+    size = rule.maker_size if is_maker else rule.taker_size
+    if rule.fee_type is FeeType.FIXED:
+        return _round_up(size, quote_scale)
+    with localcontext(_EXACT):
+        raw = quote_amount * size / 100
+    return _round_up(raw, quote_scale)
+
+
+def max_commission(rule: CommissionRule, quote_amount: Decimal, quote_scale: int) -> Decimal:
+    """What a buy order must hold on top of its quote amount: the larger of the maker and taker fee
+    (whether it will make or take is not known when it is placed)."""
+    return max(
+        commission(rule, quote_amount, is_maker=True, quote_scale=quote_scale),
+        commission(rule, quote_amount, is_maker=False, quote_scale=quote_scale),
+    )
