@@ -23,6 +23,7 @@ from bourse.service.credentials import CredentialService
 from bourse.service.fees import FeeService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
+from bourse.service.marketdata import MarketDataService
 from bourse.service.markets import MarketService
 from bourse.service.ports import Clock, EventBus, PasswordHasher, UnitOfWork
 from bourse.service.transfers import TransferService
@@ -55,6 +56,7 @@ class Container:
     callbacks: CallbackService
     wallet: WalletService
     bus: EventBus
+    marketdata: MarketDataService
     markets: MarketService
     fees: FeeService
     extras: dict[str, object] = field(default_factory=dict)
@@ -109,4 +111,5 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         bus=bus,
         markets=MarketService(uow, clock, bus),
         fees=FeeService(uow),
+        marketdata=MarketDataService(uow, clock, bus),
     )

@@ -2,7 +2,7 @@
 
 Started by the app's lifespan when ``Settings.background_jobs`` is on (the
 default); the test client never runs the lifespan, and tests that want a job
-start one themselves. Today's only job delivers transfer callbacks.
+start one themselves. Jobs: transfer callback delivery; the market data consumer.
 """
 
 from __future__ import annotations
@@ -54,8 +54,37 @@ class PollingJob:
                 await task
 
 
+class ServiceTask:
+    """Runs a long-lived coroutine (a bus consumer) as a task; restarted after a crash, after ``backoff``."""
+
+    def __init__(self, name: str, run: Callable[[], Awaitable[None]], backoff: float = 1.0) -> None:
+        self.name = name
+        self._run_once = run
+        self._backoff = backoff
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"job:{self.name}")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._run_once()
+            except Exception:
+                log.exception("background task failed; restarting", job=self.name)
+            await asyncio.sleep(self._backoff)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 class BackgroundJobs:
-    def __init__(self, jobs: list[PollingJob]) -> None:
+    def __init__(self, jobs: list[PollingJob | ServiceTask]) -> None:
         self.jobs = jobs
 
     def start(self) -> BackgroundJobs:
@@ -77,5 +106,10 @@ def callback_delivery_job(container: Container, interval: float = CALLBACK_POLL_
     return PollingJob("callbacks", step, interval)
 
 
+def marketdata_job(container: Container) -> ServiceTask:
+    """Candles, ticker and depth from the trades and book events (service/marketdata.py)."""
+    return ServiceTask("marketdata", container.marketdata.run)
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
-    return BackgroundJobs([callback_delivery_job(container)]).start()
+    return BackgroundJobs([callback_delivery_job(container), marketdata_job(container)]).start()

@@ -26,6 +26,7 @@ from bourse.domain.callbacks import (
 from bourse.domain.fees import CommissionProfile, CommissionRule
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
+from bourse.domain.marketdata import Candle, Interval, TradeTick
 from bourse.domain.markets import Market, MarketQuery
 from bourse.domain.transfers import Transfer
 from bourse.domain.values import AccountId, AssetId, UserId
@@ -309,6 +310,37 @@ class CommissionRepository(Protocol):
         ...
 
 
+class MarketDataRepository(Protocol):
+    """Candles kept incrementally, how far the trades were folded into them, and the trades tape
+    (read from the trading engine's trades table)."""
+
+    async def upsert_candles(self, candles: Sequence[Candle]) -> None:
+        """Insert or replace each candle, unless the stored one already covers a later trade."""
+        ...
+
+    async def candles(self, market_id: str, interval: Interval, first_start: datetime, to: datetime) -> list[Candle]:
+        """Candles starting in [first_start, to], oldest first."""
+        ...
+
+    async def candle(self, market_id: str, interval: Interval, start: datetime) -> Candle | None: ...
+    async def latest_candles(self, market_id: str) -> list[Candle]:
+        """The latest candle of each interval that has one."""
+        ...
+
+    async def progress(self, market_id: str) -> int:
+        """The last trade id folded into the stored candles (0: none)."""
+        ...
+
+    async def set_progress(self, market_id: str, last_trade_id: int, at: datetime) -> None: ...
+    async def trades_after(self, market_id: str, trade_id: int, limit: int) -> list[TradeTick]:
+        """The market's trades with a larger id, by id."""
+        ...
+
+    async def recent_trades(self, market_id: str, limit: int) -> list[TradeTick]:
+        """Newest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -322,6 +354,7 @@ class UnitOfWork(Protocol):
     transfers: TransferRepository
     callbacks: CallbackRepository
     ext_requests: ExtRequestRepository
+    marketdata: MarketDataRepository
     markets: MarketRepository
     commissions: CommissionRepository
 

@@ -22,6 +22,7 @@ from bourse.adapters.db.identity_repos import (
 )
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
 from bourse.adapters.db.market_repos import SqlCommissionRepository, SqlMarketRepository
+from bourse.adapters.db.marketdata_repos import SqlMarketDataRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
 from bourse.service import ports
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
     transfers: ports.TransferRepository
     callbacks: ports.CallbackRepository
     ext_requests: ports.ExtRequestRepository
+    marketdata: ports.MarketDataRepository
     markets: ports.MarketRepository
     commissions: ports.CommissionRepository
 
@@ -65,6 +67,7 @@ class SqlUnitOfWork:
         self.transfers = SqlTransferRepository(conn)
         self.callbacks = SqlCallbackRepository(conn)
         self.ext_requests = SqlExtRequestRepository(conn)
+        self.marketdata = SqlMarketDataRepository(conn)
         self.markets = SqlMarketRepository(conn)
         self.commissions = SqlCommissionRepository(conn)
         return self

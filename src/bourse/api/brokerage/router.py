@@ -13,3 +13,7 @@ from bourse.api.brokerage import backoffice_accounts, frontoffice_accounts  # no
 
 router.include_router(backoffice_accounts.router)
 router.include_router(frontoffice_accounts.router)
+
+from bourse.api.brokerage import marketdata  # noqa: E402
+
+router.include_router(marketdata.router)
