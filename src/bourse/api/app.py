@@ -15,6 +15,7 @@ from bourse.api.copytrade.router import router as copytrade_router
 from bourse.api.feeshare.router import router as feeshare_router
 from bourse.api.native.auth import router as auth_router
 from bourse.api.native.health import router as health_router
+from bourse.api.native.ws import router as ws_router
 from bourse.api.terminal.router import router as terminal_router
 from bourse.api.wallet.router import router as wallet_router
 from bourse.bootstrap import Container
@@ -43,6 +44,7 @@ def create_app(container: Container, *, dispose_on_shutdown: bool = True) -> Fas
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(ws_router)
     for router in DIALECT_ROUTERS:
         app.include_router(router)
     app.add_middleware(
