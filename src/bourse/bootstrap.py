@@ -17,6 +17,7 @@ from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.adapters.webhook import HttpxCallbackSender, SystemResolver
 from bourse.config import Settings
 from bourse.domain.callbacks import CallbackPolicy
+from bourse.engine import EngineHub
 from bourse.service.accounts import AccountService
 from bourse.service.callbacks import CallbackService
 from bourse.service.credentials import CredentialService
@@ -26,6 +27,7 @@ from bourse.service.ledger import LedgerService
 from bourse.service.marketdata import MarketDataService
 from bourse.service.markets import MarketService
 from bourse.service.ports import Clock, EventBus, PasswordHasher, UnitOfWork
+from bourse.service.trading import TradingService
 from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
 
@@ -59,12 +61,14 @@ class Container:
     marketdata: MarketDataService
     markets: MarketService
     fees: FeeService
+    trading: TradingService
     extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
         return SqlUnitOfWork(self.engine)
 
     async def aclose(self) -> None:
+        await self.trading.engines.aclose()  # the runners finish their batches before the pool goes
         await self.engine.dispose()
 
 
@@ -95,6 +99,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
     callback_policy = CallbackPolicy(settings.callback_allowlist)
     limits = settings.rate_limit_per_second
     bus = InProcEventBus()
+    accounts = AccountService(uow, settings.root_asset)
     return Container(
         settings=settings,
         engine=engine,
@@ -104,7 +109,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         clock=clock,
         rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
         ledger=LedgerService(uow),
-        accounts=AccountService(uow, settings.root_asset),
+        accounts=accounts,
         transfers=TransferService(uow, clock, callback_policy),
         callbacks=CallbackService(uow, clock, callback_policy, SystemResolver(), HttpxCallbackSender()),
         wallet=WalletService(uow, clock),
@@ -112,4 +117,5 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         markets=MarketService(uow, clock, bus),
         fees=FeeService(uow),
         marketdata=MarketDataService(uow, clock, bus),
+        trading=TradingService(uow, EngineHub(uow, clock, bus), accounts, settings.root_asset),
     )

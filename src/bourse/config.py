@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     background_jobs: bool = Field(
         default=True, description="run background jobs (transfer callback delivery) in the API process"
     )
+    engines_on_start: bool = Field(
+        default=True,
+        description="start every market's engine at start-up (rebuild and check its book) instead of on first use",
+    )
 
     @field_validator("rate_limit")
     @classmethod

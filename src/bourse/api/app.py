@@ -27,10 +27,14 @@ DIALECT_ROUTERS = (wallet_router, terminal_router, copytrade_router, feeshare_ro
 def create_app(container: Container, *, dispose_on_shutdown: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container.settings.engines_on_start:
+            # Every market's book rebuilt and checked before the first request (decision 5).
+            await container.trading.engines.start_all()
         jobs = start_background_jobs(container) if container.settings.background_jobs else None
         yield
         if jobs is not None:
             await jobs.aclose()
+        await container.trading.engines.aclose()
         if dispose_on_shutdown:
             await container.aclose()
 

@@ -95,6 +95,14 @@ class RejectReason(StrEnum):
     DUPLICATE_ORDER_ID = "DuplicateOrderId"
     DUPLICATE_CLIENT_ORDER_ID = "DuplicateClientOrderId"
     UNKNOWN_ORDER = "UnknownOrder"
+    # Checked before an order reaches the engine (bourse.domain.trading.check_order, the runner).
+    INSUFFICIENT_FUNDS = "InsufficientFunds"
+    AMOUNT_BELOW_MINIMUM = "AmountBelowMinimum"
+    AMOUNT_ABOVE_MAXIMUM = "AmountAboveMaximum"
+    QUOTE_AMOUNT_BELOW_MINIMUM = "QuoteAmountBelowMinimum"
+    PRICE_DEVIATION = "PriceDeviation"  # a limit or stop price too far from the last price
+    SESSION_CLOSED = "SessionClosed"  # outside the market's trading calendar
+    NO_REFERENCE_PRICE = "NoReferencePrice"  # a market buy before the market's first trade
 
 
 class CancelReason(StrEnum):

@@ -28,6 +28,8 @@ from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
 from bourse.domain.marketdata import Candle, Interval, TradeTick
 from bourse.domain.markets import Market, MarketQuery
+from bourse.domain.order_views import Execution
+from bourse.domain.trading import Checkpoint, ExecutionRow, Order, OrderQuery, OrderRequest, TradeRecord
 from bourse.domain.transfers import Transfer
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
@@ -341,6 +343,73 @@ class MarketDataRepository(Protocol):
         ...
 
 
+class TradingRepository(Protocol):
+    """Orders, executions, trades and engine checkpoints (only a market's engine runner writes them)."""
+
+    async def next_order_ids(self, count: int) -> list[int]: ...
+    async def reserve_client_ids(self, entries: Sequence[tuple[AccountId, str, int, bytes]]) -> set[tuple[str, str]]:
+        """Insert (account, clientOrderId, orderId, fingerprint) unless the pair exists; the pairs inserted.
+        A pair a concurrent transaction is inserting waits for it to finish."""
+        ...
+
+    async def client_id_owners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bytes]]:
+        """(orderId, fingerprint) of each reserved (account, clientOrderId) pair."""
+        ...
+
+    async def available(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
+        """Available balance per (ledger owner, asset); missing accounts are absent."""
+        ...
+
+    async def insert_trades(self, trades: Sequence[TradeRecord]) -> dict[int, int]:
+        """Store the trades; their ids by market_seq."""
+        ...
+
+    async def insert_orders(self, orders: Sequence[Order]) -> None: ...
+    async def update_orders(self, orders: Sequence[Order]) -> None: ...
+    async def insert_executions(self, rows: Sequence[ExecutionRow], trade_ids: Mapping[int, int]) -> None: ...
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+    async def checkpoint(self, market_id: str) -> Checkpoint | None: ...
+    async def last_trade(self, market_id: str) -> tuple[int, Decimal] | None:
+        """(market_seq, price) of the market's latest trade."""
+        ...
+
+    async def live_orders(self, market_id: str) -> list[Order]:
+        """Started, Placed and PartiallyFilled orders of the market (resting orders and waiting stops)."""
+        ...
+
+    async def get_order(self, order_id: int) -> Order | None: ...
+    async def orders_by_ids(self, order_ids: Sequence[int]) -> list[Order]: ...
+    async def list_orders(self, account_id: AccountId, query: OrderQuery) -> list[Order]:
+        """Newest first (by order id); at most ``query.limit``."""
+        ...
+
+    async def executions(
+        self, account_id: AccountId, order_ids: Sequence[int] | None, after_id: int | None, limit: int
+    ) -> list[Execution]:
+        """The account's executions (of ``order_ids`` if given), oldest first after ``after_id``."""
+        ...
+
+
+class OrderEngines(Protocol):
+    """The matching engines (one runner per market): a command's result once its batch committed."""
+
+    async def place(self, account_id: AccountId, request: OrderRequest) -> Order:
+        """The order as committed (possibly Rejected); for a repeated clientOrderId the first order.
+        IdempotencyConflict for a clientOrderId used with another request; MarketStopped; NotFound."""
+        ...
+
+    async def cancel(self, market_id: str, account_id: AccountId, order_id: int, *, stop_only: bool) -> Order | None:
+        """The cancelled order, or None if it was not live (any more)."""
+        ...
+
+    def last_price(self, market_id: str) -> Decimal | None:
+        """The last trade price the running engine knows, if it runs."""
+        ...
+
+    async def start_all(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -357,6 +426,7 @@ class UnitOfWork(Protocol):
     marketdata: MarketDataRepository
     markets: MarketRepository
     commissions: CommissionRepository
+    trading: TradingRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

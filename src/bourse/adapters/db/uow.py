@@ -23,6 +23,7 @@ from bourse.adapters.db.identity_repos import (
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
 from bourse.adapters.db.market_repos import SqlCommissionRepository, SqlMarketRepository
 from bourse.adapters.db.marketdata_repos import SqlMarketDataRepository
+from bourse.adapters.db.trading_repos import SqlTradingRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
 from bourse.service import ports
@@ -46,6 +47,7 @@ class SqlUnitOfWork:
     marketdata: ports.MarketDataRepository
     markets: ports.MarketRepository
     commissions: ports.CommissionRepository
+    trading: ports.TradingRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -70,6 +72,7 @@ class SqlUnitOfWork:
         self.marketdata = SqlMarketDataRepository(conn)
         self.markets = SqlMarketRepository(conn)
         self.commissions = SqlCommissionRepository(conn)
+        self.trading = SqlTradingRepository(conn)
         return self
 
     async def __aexit__(

@@ -17,3 +17,8 @@ router.include_router(frontoffice_accounts.router)
 from bourse.api.brokerage import marketdata  # noqa: E402
 
 router.include_router(marketdata.router)
+
+from bourse.api.brokerage import orders_v3, orders_v4  # noqa: E402
+
+router.include_router(orders_v3.router)
+router.include_router(orders_v4.router)

@@ -1,0 +1,455 @@
+"""Orders, executions, trades and engine checkpoints on PostgreSQL.
+
+The engine runner writes a whole tick at once, so every write here takes a batch
+and is one statement over ``unnest`` arrays, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bourse.adapters.db import trading_tables as tt
+from bourse.domain.fees import FeeType
+from bourse.domain.ledger import Bucket
+from bourse.domain.order_views import Execution
+from bourse.domain.orders import OrderStatus, OrderType, Side, StopStatus, TimeInForce
+from bourse.domain.trading import (
+    Checkpoint,
+    ExecutionRow,
+    FeeTerms,
+    Order,
+    OrderQuery,
+    TradeRecord,
+)
+from bourse.domain.values import AccountId, AssetId
+
+_NEXT_IDS = text("SELECT nextval('order_ids') FROM generate_series(1, :n)")
+
+_RESERVE = text(
+    """
+INSERT INTO order_client_ids (account_id, client_order_id, order_id, fingerprint, created_at)
+SELECT a, c, o, f, now()
+  FROM unnest(CAST(:a AS text[]), CAST(:c AS text[]), CAST(:o AS bigint[]), CAST(:f AS bytea[]))
+       WITH ORDINALITY AS t(a, c, o, f, ord)
+ ORDER BY ord
+ON CONFLICT DO NOTHING
+RETURNING account_id, client_order_id
+"""
+)
+
+_OWNERS = text(
+    """
+SELECT r.account_id, r.client_order_id, r.order_id, r.fingerprint
+  FROM order_client_ids r
+  JOIN unnest(CAST(:a AS text[]), CAST(:c AS text[])) AS k(a, c)
+    ON r.account_id = k.a AND r.client_order_id = k.c
+"""
+)
+
+_AVAILABLE = text(
+    """
+SELECT la.owner, la.asset, la.balance
+  FROM ledger_accounts la
+  JOIN unnest(CAST(:o AS text[]), CAST(:a AS text[])) AS k(o, a)
+    ON la.owner = k.o AND la.asset = k.a AND la.bucket = :bucket
+"""
+)
+
+_INSERT_TRADES = text(
+    """
+INSERT INTO trades (market_id, market_seq, price, amount, quote_amount, taker_side, maker_order_id,
+                    taker_order_id, created_at)
+SELECT m, s, p, q, qa, ts, mo, tk, c
+  FROM unnest(CAST(:m AS text[]), CAST(:s AS bigint[]), CAST(:p AS numeric[]), CAST(:q AS numeric[]),
+              CAST(:qa AS numeric[]), CAST(:ts AS text[]), CAST(:mo AS bigint[]), CAST(:tk AS bigint[]),
+              CAST(:c AS timestamptz[])) WITH ORDINALITY AS t(m, s, p, q, qa, ts, mo, tk, c, ord)
+ ORDER BY ord
+RETURNING market_seq, trade_id
+"""
+)
+
+# Every column of ``orders``, in one order, with the array type unnest reads it as.
+_ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("order_id", "bigint"),
+    ("market_id", "text"),
+    ("account_id", "text"),
+    ("client_order_id", "text"),
+    ("fingerprint", "bytea"),
+    ("side", "text"),
+    ("type", "text"),
+    ("time_in_force", "text"),
+    ("post_only", "boolean"),
+    ("price", "numeric"),
+    ("stop_price", "numeric"),
+    ("reserve_price", "numeric"),
+    ("quantity", "numeric"),
+    ("remaining", "numeric"),
+    ("executed_quote", "numeric"),
+    ("commission", "numeric"),
+    ("commission_asset", "text"),
+    ("fee_rule_id", "text"),
+    ("fee_type", "text"),
+    ("maker_fee", "numeric"),
+    ("taker_fee", "numeric"),
+    ("status", "text"),
+    ("stop_status", "text"),
+    ("source", "text"),
+    ("reject_reason", "text"),
+    ("cancel_reason", "text"),
+    ("locked_asset", "text"),
+    ("locked_amount", "numeric"),
+    ("locked_remaining", "numeric"),
+    ("hold_tx_id", "bigint"),
+    ("engine_seq", "bigint"),
+    ("cancellation_date", "timestamptz"),
+    ("created_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_NAMES = ", ".join(name for name, _ in _ORDER_COLUMNS)
+_UNNEST = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ORDER_COLUMNS)
+
+# Built from the constant column list above, never from input.
+_INSERT_ORDERS = text(f"INSERT INTO orders ({_NAMES}) SELECT * FROM unnest({_UNNEST})")  # noqa: S608
+
+# What changes after an order is placed: where it stands, its money and its place in the book.
+_MUTABLE = (
+    "remaining",
+    "executed_quote",
+    "commission",
+    "status",
+    "stop_status",
+    "reject_reason",
+    "cancel_reason",
+    "locked_remaining",
+    "engine_seq",
+    "updated_at",
+)
+_KINDS = dict(_ORDER_COLUMNS)
+_UPDATE_ORDERS = text(
+    "UPDATE orders o SET "  # noqa: S608
+    + ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
+    + " FROM unnest(CAST(:order_id AS bigint[]), "
+    + ", ".join(f"CAST(:{c} AS {_KINDS[c]}[])" for c in _MUTABLE)
+    + ") AS u(order_id, "
+    + ", ".join(_MUTABLE)
+    + ") WHERE o.order_id = u.order_id"
+)
+
+_INSERT_EXECUTIONS = text(
+    """
+INSERT INTO executions (order_id, account_id, market_id, trade_id, side, price, amount, quote_amount,
+                        commission, commission_asset, is_maker, ledger_tx_id, created_at)
+SELECT * FROM unnest(CAST(:o AS bigint[]), CAST(:a AS text[]), CAST(:m AS text[]), CAST(:t AS bigint[]),
+                     CAST(:s AS text[]), CAST(:p AS numeric[]), CAST(:q AS numeric[]), CAST(:qa AS numeric[]),
+                     CAST(:c AS numeric[]), CAST(:ca AS text[]), CAST(:mk AS boolean[]), CAST(:tx AS bigint[]),
+                     CAST(:at AS timestamptz[]))
+"""
+)
+
+_SAVE_CHECKPOINT = text(
+    """
+INSERT INTO engine_checkpoints (market_id, state_hash, last_seq, trade_seq, last_price, updated_at)
+VALUES (:m, :h, :s, :t, :p, :u)
+ON CONFLICT (market_id) DO UPDATE
+   SET state_hash = EXCLUDED.state_hash, last_seq = EXCLUDED.last_seq, trade_seq = EXCLUDED.trade_seq,
+       last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at
+"""
+)
+
+
+def _order_params(order: Order) -> dict[str, Any]:
+    fee = order.fee
+    return {
+        "order_id": order.order_id,
+        "market_id": order.market_id,
+        "account_id": order.account_id,
+        "client_order_id": order.client_order_id,
+        "fingerprint": order.fingerprint,
+        "side": order.side.value,
+        "type": order.type.value,
+        "time_in_force": order.time_in_force.value,
+        "post_only": order.post_only,
+        "price": order.price,
+        "stop_price": order.stop_price,
+        "reserve_price": order.reserve_price,
+        "quantity": order.quantity,
+        "remaining": order.remaining,
+        "executed_quote": order.executed_quote,
+        "commission": order.commission,
+        "commission_asset": order.commission_asset,
+        "fee_rule_id": None if fee is None else fee.rule_id,
+        "fee_type": None if fee is None else fee.fee_type.value,
+        "maker_fee": None if fee is None else fee.maker,
+        "taker_fee": None if fee is None else fee.taker,
+        "status": order.status.value,
+        "stop_status": None if order.stop_status is None else order.stop_status.value,
+        "source": order.source,
+        "reject_reason": order.reject_reason,
+        "cancel_reason": order.cancel_reason,
+        "locked_asset": order.locked_asset,
+        "locked_amount": order.locked_amount,
+        "locked_remaining": order.locked_remaining,
+        "hold_tx_id": order.hold_tx_id,
+        "engine_seq": order.engine_seq,
+        "cancellation_date": order.cancellation_date,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+def _columns(orders: Sequence[Order], names: Sequence[str]) -> dict[str, list[Any]]:
+    rows = [_order_params(o) for o in orders]
+    return {name: [r[name] for r in rows] for name in names}
+
+
+def _order(row: Any) -> Order:
+    fee = (
+        FeeTerms(row.fee_rule_id, FeeType(row.fee_type), row.maker_fee, row.taker_fee)
+        if row.fee_type is not None
+        else None
+    )
+    return Order(
+        order_id=int(row.order_id),
+        market_id=row.market_id,
+        account_id=AccountId(row.account_id),
+        side=Side(row.side),
+        type=OrderType(row.type),
+        time_in_force=TimeInForce(row.time_in_force),
+        quantity=row.quantity,
+        remaining=row.remaining,
+        status=OrderStatus(row.status),
+        commission_asset=AssetId(row.commission_asset),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        post_only=row.post_only,
+        price=row.price,
+        stop_price=row.stop_price,
+        reserve_price=row.reserve_price,
+        client_order_id=row.client_order_id,
+        fingerprint=row.fingerprint,
+        executed_quote=row.executed_quote,
+        commission=row.commission,
+        fee=fee,
+        stop_status=None if row.stop_status is None else StopStatus(row.stop_status),
+        source=row.source,
+        reject_reason=row.reject_reason,
+        cancel_reason=row.cancel_reason,
+        locked_asset=None if row.locked_asset is None else AssetId(row.locked_asset),
+        locked_amount=row.locked_amount,
+        locked_remaining=row.locked_remaining,
+        hold_tx_id=None if row.hold_tx_id is None else int(row.hold_tx_id),
+        engine_seq=None if row.engine_seq is None else int(row.engine_seq),
+        cancellation_date=row.cancellation_date,
+    )
+
+
+def _execution(row: Any) -> Execution:
+    return Execution(
+        execution_id=int(row.execution_id),
+        order_id=int(row.order_id),
+        account_id=AccountId(row.account_id),
+        market_id=row.market_id,
+        trade_id=int(row.trade_id),
+        side=Side(row.side),
+        price=row.price,
+        amount=row.amount,
+        quote_amount=row.quote_amount,
+        commission=row.commission,
+        commission_asset=AssetId(row.commission_asset),
+        is_maker=row.is_maker,
+        created_at=row.created_at,
+    )
+
+
+class SqlTradingRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+
+    # --- the runner's writes -----------------------------------------------------------------
+
+    async def next_order_ids(self, count: int) -> builtins.list[int]:
+        if count <= 0:
+            return []
+        return [int(r[0]) for r in await self._c.execute(_NEXT_IDS, {"n": count})]
+
+    async def reserve_client_ids(
+        self, entries: Sequence[tuple[AccountId, str, int, bytes]]
+    ) -> set[tuple[str, str]]:
+        if not entries:
+            return set()
+        # One order of insertion for every writer: concurrent ticks never wait on each other in a cycle.
+        ordered = sorted(entries, key=lambda e: (e[0], e[1]))
+        rows = await self._c.execute(
+            _RESERVE,
+            {
+                "a": [e[0] for e in ordered],
+                "c": [e[1] for e in ordered],
+                "o": [e[2] for e in ordered],
+                "f": [e[3] for e in ordered],
+            },
+        )
+        return {(r.account_id, r.client_order_id) for r in rows}
+
+    async def client_id_owners(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+        if not keys:
+            return {}
+        rows = await self._c.execute(_OWNERS, {"a": [k[0] for k in keys], "c": [k[1] for k in keys]})
+        return {(r.account_id, r.client_order_id): (int(r.order_id), bytes(r.fingerprint)) for r in rows}
+
+    async def available(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
+        if not keys:
+            return {}
+        rows = await self._c.execute(
+            _AVAILABLE,
+            {"o": [k[0] for k in keys], "a": [k[1] for k in keys], "bucket": Bucket.AVAILABLE.value},
+        )
+        return {(r.owner, r.asset): r.balance for r in rows}
+
+    async def insert_trades(self, trades: Sequence[TradeRecord]) -> dict[int, int]:
+        if not trades:
+            return {}
+        rows = await self._c.execute(
+            _INSERT_TRADES,
+            {
+                "m": [t.market_id for t in trades],
+                "s": [t.market_seq for t in trades],
+                "p": [t.price for t in trades],
+                "q": [t.amount for t in trades],
+                "qa": [t.quote_amount for t in trades],
+                "ts": [t.taker_side.value for t in trades],
+                "mo": [t.maker_order_id for t in trades],
+                "tk": [t.taker_order_id for t in trades],
+                "c": [t.created_at for t in trades],
+            },
+        )
+        return {int(r.market_seq): int(r.trade_id) for r in rows}
+
+    async def insert_orders(self, orders: Sequence[Order]) -> None:
+        if orders:
+            await self._c.execute(_INSERT_ORDERS, _columns(orders, [n for n, _ in _ORDER_COLUMNS]))
+
+    async def update_orders(self, orders: Sequence[Order]) -> None:
+        if orders:
+            await self._c.execute(_UPDATE_ORDERS, _columns(orders, ("order_id", *_MUTABLE)))
+
+    async def insert_executions(self, rows: Sequence[ExecutionRow], trade_ids: Mapping[int, int]) -> None:
+        if not rows:
+            return
+        await self._c.execute(
+            _INSERT_EXECUTIONS,
+            {
+                "o": [r.fill.order_id for r in rows],
+                "a": [r.fill.account_id for r in rows],
+                "m": [r.market_id for r in rows],
+                "t": [trade_ids[r.trade_seq] for r in rows],
+                "s": [r.fill.side.value for r in rows],
+                "p": [r.fill.price for r in rows],
+                "q": [r.fill.amount for r in rows],
+                "qa": [r.fill.quote_amount for r in rows],
+                "c": [r.fill.commission for r in rows],
+                "ca": [r.commission_asset for r in rows],
+                "mk": [r.fill.is_maker for r in rows],
+                "tx": [r.ledger_tx_id for r in rows],
+                "at": [r.created_at for r in rows],
+            },
+        )
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._c.execute(
+            _SAVE_CHECKPOINT,
+            {
+                "m": checkpoint.market_id,
+                "h": checkpoint.state_hash,
+                "s": checkpoint.last_seq,
+                "t": checkpoint.trade_seq,
+                "p": checkpoint.last_price,
+                "u": checkpoint.updated_at,
+            },
+        )
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def checkpoint(self, market_id: str) -> Checkpoint | None:
+        c = tt.engine_checkpoints
+        row = (await self._c.execute(select(c).where(c.c.market_id == market_id))).first()
+        if row is None:
+            return None
+        return Checkpoint(
+            row.market_id,
+            row.state_hash,
+            int(row.last_seq),
+            int(row.trade_seq),
+            row.last_price,
+            row.updated_at,
+        )
+
+    async def last_trade(self, market_id: str) -> tuple[int, Decimal] | None:
+        t = tt.trades
+        row = (
+            await self._c.execute(
+                select(t.c.market_seq, t.c.price)
+                .where(t.c.market_id == market_id)
+                .order_by(t.c.market_seq.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else (int(row.market_seq), row.price)
+
+    async def live_orders(self, market_id: str) -> builtins.list[Order]:
+        o = tt.orders
+        rows = await self._c.execute(
+            select(o)
+            .where(and_(o.c.market_id == market_id, o.c.status.in_(tt.LIVE_STATUSES)))
+            .order_by(o.c.order_id)
+        )
+        return [_order(r) for r in rows]
+
+    async def get_order(self, order_id: int) -> Order | None:
+        o = tt.orders
+        row = (await self._c.execute(select(o).where(o.c.order_id == order_id))).first()
+        return None if row is None else _order(row)
+
+    async def orders_by_ids(self, order_ids: Sequence[int]) -> builtins.list[Order]:
+        if not order_ids:
+            return []
+        o = tt.orders
+        rows = await self._c.execute(select(o).where(o.c.order_id.in_(list(order_ids))))
+        return [_order(r) for r in rows]
+
+    async def list_orders(self, account_id: AccountId, query: OrderQuery) -> builtins.list[Order]:
+        o = tt.orders
+        conditions = [o.c.account_id == account_id]
+        if query.created_from is not None:
+            conditions.append(o.c.created_at >= query.created_from)
+        if query.created_to is not None:
+            conditions.append(o.c.created_at <= query.created_to)
+        if query.statuses:
+            conditions.append(o.c.status.in_([s.value for s in query.statuses]))
+        if query.last_order_id is not None:
+            conditions.append(o.c.order_id < query.last_order_id)
+        rows = await self._c.execute(
+            select(o).where(and_(*conditions)).order_by(o.c.order_id.desc()).limit(query.limit)
+        )
+        return [_order(r) for r in rows]
+
+    async def executions(
+        self, account_id: AccountId, order_ids: Sequence[int] | None, after_id: int | None, limit: int
+    ) -> builtins.list[Execution]:
+        e = tt.executions
+        conditions = [e.c.account_id == account_id]
+        if order_ids is not None:
+            conditions.append(e.c.order_id.in_(list(order_ids)))
+        if after_id is not None:
+            conditions.append(e.c.execution_id > after_id)
+        rows = await self._c.execute(
+            select(e).where(and_(*conditions)).order_by(e.c.execution_id).limit(limit)
+        )
+        return [_execution(r) for r in rows]

@@ -1,0 +1,621 @@
+"""Spot orders as stored and the money rules around the matching engine.
+
+The engine matches integer ticks and lots and knows nothing about money; this
+module decides what an order may do with the account's funds:
+
+- ``check_order``: the rules an order must pass before it reaches the engine (market
+  status and calendar, tick, lot, minimum and maximum amount, minimum quote amount,
+  price deviation from the last price, time in force). A failure is a ``RejectReason``.
+- ``reservation``: what placing an order holds (``available -> locked``). A sell holds its
+  base amount. A buy holds ``reserve_price * quantity`` of the quote plus the largest fee
+  the order could pay on that amount (``fees.max_commission``). The reserve price is the
+  limit price, and for a market buy the engine's band bound ``last * (1 + slippage)``
+  (a market buy before the first trade is refused: nothing bounds its cost).
+- ``settle_trade``: one trade as ONE balanced ledger transaction: the buyer's locked
+  quote to the seller (less the seller's fee), both fees to the fee revenue account
+  (``FEES``), the seller's locked base to the buyer, and, when the buy order completes
+  with it, what is left of the buyer's hold back to available.
+- ``release``: what a cancelled, expired or rejected order still holds, back to available.
+
+Fees are fixed when the order is placed (``FeeTerms``). A buyer's fee on a fill never
+exceeds what its hold has left beyond the worst-case cost of its remaining quantity,
+and a seller's fee never exceeds the fill's quote amount, so a settlement can never
+overdraw a hold; with per-fill rounding up, the house may forgo a rounding remainder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bourse.domain.errors import BusinessRejection, InvalidInput, InvariantViolation
+from bourse.domain.fees import CommissionRule, FeeType, commission
+from bourse.domain.ledger import FEES, Bucket, LedgerTransaction, Posting, account_owner
+from bourse.domain.markets import Market
+from bourse.domain.matching.spec import MarketStatus
+from bourse.domain.orders import (
+    FINAL_STATUSES,
+    OrderStatus,
+    OrderType,
+    RejectReason,
+    Side,
+    StopStatus,
+    TimeInForce,
+    is_stop,
+)
+from bourse.domain.values import AccountId, AssetId, parse_decimal
+
+ZERO = Decimal(0)
+MAX_CLIENT_ORDER_ID = 64
+SOURCE_MANUAL = "Manual"
+
+HOLD_KIND = "order.hold"
+TRADE_KIND = "trade"
+RELEASE_KIND = "order.release"
+
+
+class MarketStopped(BusinessRejection):
+    """The market's engine is not trading (its rebuilt book did not match its checkpoint, or it failed)."""
+
+    code = "market_stopped"
+
+
+# --- fee terms ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeeTerms:
+    """The commission rule an order pays by, fixed when it is placed."""
+
+    rule_id: str
+    fee_type: FeeType
+    maker: Decimal
+    taker: Decimal
+
+    @classmethod
+    def of(cls, rule: CommissionRule) -> FeeTerms:
+        return cls(rule.id, rule.fee_type, rule.maker_size, rule.taker_size)
+
+    def rule(self) -> CommissionRule:
+        return CommissionRule(
+            id=self.rule_id,
+            profile_id="",
+            priority=0,
+            is_default=True,
+            market_id=None,
+            market_group_id=None,
+            fee_type=self.fee_type,
+            maker_size=self.maker,
+            taker_size=self.taker,
+            min_fee_rat=None,
+        )
+
+    def fee(self, quote_amount: Decimal, *, is_maker: bool, scale: int) -> Decimal:
+        return commission(self.rule(), quote_amount, is_maker=is_maker, quote_scale=scale)
+
+    def max_fee(self, quote_amount: Decimal, scale: int) -> Decimal:
+        return max(
+            self.fee(quote_amount, is_maker=True, scale=scale),
+            self.fee(quote_amount, is_maker=False, scale=scale),
+        )
+
+
+# --- the request -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A new order as the caller asked for it (already parsed, not yet checked against the market).
+
+    ``price`` is the limit price (Limit, StopLimit); ``stop_price`` the activation price (Stop,
+    StopLimit); ``cancellation_date`` the expiry of a Gtd order, to the millisecond.
+    """
+
+    market_id: str
+    side: Side
+    type: OrderType
+    quantity: Decimal
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    cancellation_date: datetime | None = None
+    client_order_id: str | None = None
+    source: str = SOURCE_MANUAL
+
+    def fingerprint(self) -> bytes:
+        """SHA-256 of what the order asks for: a repeated client order id must ask for the same."""
+        parts = (
+            self.market_id,
+            self.side.value,
+            self.type.value,
+            _canon(self.quantity),
+            _canon(self.price),
+            _canon(self.stop_price),
+            self.time_in_force.value,
+            str(self.post_only),
+            "" if self.cancellation_date is None else str(to_millis(self.cancellation_date)),
+        )
+        return hashlib.sha256("\x1f".join(parts).encode()).digest()
+
+
+def _canon(value: Decimal | None) -> str:
+    return "" if value is None else format(value.normalize(), "f")
+
+
+def _enum(kind: Any, value: object, field: str) -> Any:
+    for member in kind:
+        if value == member.value:
+            return member
+    raise InvalidInput(f"{field} must be one of {', '.join(m.value for m in kind)}", field=field)
+
+
+def parse_time(value: object, field: str) -> datetime:
+    """An ISO-8601 time with a zone (``Z`` or an offset), kept to the millisecond."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{field} must be an ISO-8601 time", field=field)
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{field} must be an ISO-8601 time", field=field) from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{field} needs a time zone (Z or an offset)", field=field)
+    moment = moment.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _positive(value: object, field: str) -> Decimal:
+    number = parse_decimal(value, field)
+    if number <= 0:
+        raise InvalidInput(f"{field} must be positive", field=field)
+    return number
+
+
+def parse_order_request(
+    *,
+    market_id: object,
+    order_type: object,
+    side: object,
+    amount: object,
+    price: object = None,
+    stop_price: object = None,
+    time_in_force: object = None,
+    cancellation_date: object = None,
+    post_only: object = False,
+    client_order_id: object = None,
+    stop_order: bool = False,
+) -> OrderRequest:
+    """An ``OrderRequest`` from a front-office body (strings). ``stop_order``: the body came to
+    ``/stop-orders``, whose ``orderType`` Market/Limit means Stop/StopLimit."""
+    if not isinstance(market_id, str) or not market_id:
+        raise InvalidInput("marketId is required", field="marketId")
+    kind: OrderType = _enum(OrderType, order_type, "orderType")
+    if stop_order:
+        if kind not in (OrderType.MARKET, OrderType.LIMIT):
+            raise InvalidInput("a stop order's orderType is Market or Limit", field="orderType")
+        kind = OrderType.STOP if kind is OrderType.MARKET else OrderType.STOP_LIMIT
+        if stop_price is None:
+            raise InvalidInput("activationPrice is required", field="activationPrice")
+    elif is_stop(kind):
+        raise InvalidInput("stop orders are placed through /stop-orders", field="orderType")
+    tif: TimeInForce = (
+        TimeInForce.GTC if time_in_force is None else _enum(TimeInForce, time_in_force, "timeInForce")
+    )
+    if not isinstance(post_only, bool):
+        raise InvalidInput("postOnly must be true or false", field="postOnly")
+    if client_order_id is not None and (
+        not isinstance(client_order_id, str)
+        or not 1 <= len(client_order_id) <= MAX_CLIENT_ORDER_ID
+        or not client_order_id.isprintable()
+    ):
+        raise InvalidInput(
+            f"clientOrderId must be 1-{MAX_CLIENT_ORDER_ID} printable characters", field="clientOrderId"
+        )
+    limit = None if price is None or price == "" else _positive(price, "requestedPrice")
+    if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and limit is None:
+        raise InvalidInput("requestedPrice is required for limit orders", field="requestedPrice")
+    if kind in (OrderType.MARKET, OrderType.STOP) and limit is not None:
+        raise InvalidInput("a market order takes no requestedPrice", field="requestedPrice")
+    expiry = (
+        None
+        if cancellation_date is None or cancellation_date == ""
+        else parse_time(cancellation_date, "cancellationDate")
+    )
+    return OrderRequest(
+        market_id=market_id,
+        side=_enum(Side, side, "side"),
+        type=kind,
+        quantity=_positive(amount, "requestedAmount"),
+        price=limit,
+        stop_price=None if stop_price is None else _positive(stop_price, "activationPrice"),
+        time_in_force=tif,
+        post_only=post_only,
+        cancellation_date=expiry,
+        client_order_id=client_order_id,
+    )
+
+
+# --- the stored order --------------------------------------------------------------------------
+
+
+LIVE_STATUSES = frozenset({OrderStatus.STARTED, OrderStatus.PLACED, OrderStatus.PARTIALLY_FILLED})
+
+
+@dataclass(slots=True)
+class Order:
+    order_id: int
+    market_id: str
+    account_id: AccountId
+    side: Side
+    type: OrderType
+    time_in_force: TimeInForce
+    quantity: Decimal
+    remaining: Decimal
+    status: OrderStatus
+    commission_asset: AssetId
+    created_at: datetime
+    updated_at: datetime
+    post_only: bool = False
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    reserve_price: Decimal | None = None
+    client_order_id: str | None = None
+    fingerprint: bytes | None = None
+    executed_quote: Decimal = ZERO
+    commission: Decimal = ZERO
+    fee: FeeTerms | None = None
+    stop_status: StopStatus | None = None
+    source: str = SOURCE_MANUAL
+    reject_reason: str | None = None
+    cancel_reason: str | None = None
+    locked_asset: AssetId | None = None
+    locked_amount: Decimal = ZERO
+    locked_remaining: Decimal = ZERO
+    hold_tx_id: int | None = None
+    engine_seq: int | None = None
+    cancellation_date: datetime | None = None
+
+    @property
+    def executed(self) -> Decimal:
+        return self.quantity - self.remaining
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_waiting_stop(self) -> bool:
+        return self.stop_status is StopStatus.WAITING_FOR_ACTIVATION
+
+    def copy(self) -> Order:
+        return replace(self)
+
+    def average_price(self, scale: int) -> Decimal | None:
+        executed = self.executed
+        if executed <= 0:
+            return None
+        return (self.executed_quote / executed).quantize(Decimal(1).scaleb(-scale)).normalize()
+
+
+def new_order(
+    order_id: int, account_id: AccountId, request: OrderRequest, market: Market, now: datetime
+) -> Order:
+    return Order(
+        order_id=order_id,
+        market_id=market.id,
+        account_id=account_id,
+        side=request.side,
+        type=request.type,
+        time_in_force=request.time_in_force,
+        quantity=request.quantity,
+        remaining=request.quantity,
+        status=OrderStatus.STARTED,
+        commission_asset=market.quote_asset,
+        created_at=now,
+        updated_at=now,
+        post_only=request.post_only,
+        price=request.price,
+        stop_price=request.stop_price,
+        client_order_id=request.client_order_id,
+        fingerprint=request.fingerprint() if request.client_order_id is not None else None,
+        source=request.source,
+        cancellation_date=request.cancellation_date,
+    )
+
+
+def reject(order: Order, reason: RejectReason) -> Order:
+    order.status = OrderStatus.REJECTED
+    order.reject_reason = reason.value
+    order.remaining = order.quantity
+    return order
+
+
+# --- checks before the engine ------------------------------------------------------------------
+
+
+def check_order(
+    request: OrderRequest, market: Market, last_price: Decimal | None, now: datetime
+) -> RejectReason | None:
+    """Why ``request`` may not trade on ``market`` now, or None. The engine checks the rest
+    (post-only crossing, Fok fillability, liquidity for market orders)."""
+    if market.status is MarketStatus.HALTED:
+        return RejectReason.MARKET_HALTED
+    if market.status is MarketStatus.CLOSE_ONLY:
+        return RejectReason.MARKET_CLOSE_ONLY
+    if market.calendar is not None and not market.calendar.is_open(now):
+        return RejectReason.SESSION_CLOSED
+    kind, tif = request.type, request.time_in_force
+    if tif is TimeInForce.GTD:
+        if request.cancellation_date is None or request.cancellation_date <= now:
+            return RejectReason.INVALID_EXPIRY
+    elif request.cancellation_date is not None:
+        return RejectReason.INVALID_EXPIRY
+    if request.post_only and (
+        kind in (OrderType.MARKET, OrderType.STOP) or tif in (TimeInForce.IOC, TimeInForce.FOK)
+    ):
+        return RejectReason.INVALID_TIME_IN_FORCE
+    qty = request.quantity
+    if qty % market.lot_step:
+        return RejectReason.INVALID_QUANTITY
+    if qty < market.min_amount:
+        return RejectReason.AMOUNT_BELOW_MINIMUM
+    if market.max_base_amount is not None and qty > market.max_base_amount:
+        return RejectReason.AMOUNT_ABOVE_MAXIMUM
+    price = request.price
+    if price is not None and price % market.tick_size:
+        return RejectReason.INVALID_PRICE
+    stop = request.stop_price
+    if is_stop(kind):
+        if stop is None or stop % market.tick_size:
+            return RejectReason.INVALID_STOP_PRICE
+    elif stop is not None:
+        return RejectReason.INVALID_STOP_PRICE
+    # A limit price far from the market is almost always a typo (a deviation of 0 turns the check off).
+    if (
+        kind is OrderType.LIMIT
+        and price is not None
+        and last_price is not None
+        and market.price_deviation > 0
+        and abs(price - last_price) > last_price * market.price_deviation
+    ):
+        return RejectReason.PRICE_DEVIATION
+    reference = price if price is not None else stop if stop is not None else last_price
+    if (
+        market.min_quote_amount is not None
+        and reference is not None
+        and qty * reference < market.min_quote_amount
+    ):
+        return RejectReason.QUOTE_AMOUNT_BELOW_MINIMUM
+    if kind is OrderType.MARKET and request.side is Side.BUY and last_price is None:
+        return RejectReason.NO_REFERENCE_PRICE
+    return None
+
+
+# --- funds -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    asset: AssetId
+    amount: Decimal
+    reserve_price: Decimal | None  # buys: the worst price per unit the amount covers
+
+
+def reservation(order: Order, market: Market, reserve_price: Decimal | None, quote_scale: int) -> Reservation:
+    """What placing ``order`` holds. ``reserve_price``: for buys, the worst price it may pay."""
+    if order.side is Side.SELL:
+        return Reservation(market.base_asset, order.quantity, None)
+    if reserve_price is None or order.fee is None:
+        raise InvariantViolation("a buy order needs a reserve price and fee terms", order_id=order.order_id)
+    quote = reserve_price * order.quantity
+    return Reservation(market.quote_asset, quote + order.fee.max_fee(quote, quote_scale), reserve_price)
+
+
+def hold_transaction(order: Order) -> LedgerTransaction:
+    assert order.locked_asset is not None
+    owner = account_owner(order.account_id)
+    amount = order.locked_amount
+    return LedgerTransaction(
+        kind=HOLD_KIND,
+        postings=(
+            Posting(owner, order.locked_asset, Bucket.AVAILABLE, -amount),
+            Posting(owner, order.locked_asset, Bucket.LOCKED, amount),
+        ),
+        business_key=f"order:{order.order_id}:hold",
+        details={"orderId": order.order_id, "marketId": order.market_id},
+    )
+
+
+def release_transaction(order: Order) -> LedgerTransaction | None:
+    """What ``order`` still holds back to available (it is final); None if nothing is left."""
+    amount = order.locked_remaining
+    if amount <= 0:
+        return None
+    assert order.locked_asset is not None
+    owner = account_owner(order.account_id)
+    order.locked_remaining = ZERO
+    return LedgerTransaction(
+        kind=RELEASE_KIND,
+        postings=(
+            Posting(owner, order.locked_asset, Bucket.LOCKED, -amount),
+            Posting(owner, order.locked_asset, Bucket.AVAILABLE, amount),
+        ),
+        business_key=f"order:{order.order_id}:release",
+        details={"orderId": order.order_id, "marketId": order.market_id},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One order's side of one trade."""
+
+    order_id: int
+    account_id: AccountId
+    side: Side
+    price: Decimal
+    amount: Decimal
+    quote_amount: Decimal
+    commission: Decimal
+    is_maker: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    transaction: LedgerTransaction
+    buy: Fill
+    sell: Fill
+    released: Decimal  # what of the buyer's hold went back to available with this trade
+
+
+def settle_trade(
+    market: Market,
+    seq: int,
+    buy: Order,
+    sell: Order,
+    price: Decimal,
+    amount: Decimal,
+    buyer_is_maker: bool,
+    quote_scale: int,
+) -> Settlement:
+    """Apply one trade to both orders (remaining, executed quote, commission, what they hold) and
+    return its ledger transaction. Status changes come from the engine's fill events."""
+    if buy.fee is None or sell.fee is None or buy.reserve_price is None:
+        raise InvariantViolation(
+            "orders without fee terms cannot trade", buy=buy.order_id, sell=sell.order_id
+        )
+    quote = price * amount
+    buy_left = buy.remaining - amount
+    sell_left = sell.remaining - amount
+    if buy_left < 0 or sell_left < 0:
+        raise InvariantViolation("a trade larger than an order's remaining quantity", seq=seq)
+    # The buyer's fee comes out of what its hold has beyond the worst case of its remaining quantity.
+    spare = buy.locked_remaining - quote - buy_left * buy.reserve_price
+    if spare < 0:
+        raise InvariantViolation("a buy order's hold does not cover its fill", order_id=buy.order_id, seq=seq)
+    buy_fee = min(buy.fee.fee(quote, is_maker=buyer_is_maker, scale=quote_scale), spare)
+    sell_fee = min(sell.fee.fee(quote, is_maker=not buyer_is_maker, scale=quote_scale), quote)
+    if sell.locked_remaining < amount:
+        raise InvariantViolation(
+            "a sell order's hold does not cover its fill", order_id=sell.order_id, seq=seq
+        )
+
+    buy.remaining, sell.remaining = buy_left, sell_left
+    buy.executed_quote += quote
+    sell.executed_quote += quote
+    buy.commission += buy_fee
+    sell.commission += sell_fee
+    buy.locked_remaining -= quote + buy_fee
+    sell.locked_remaining -= amount
+
+    buyer, seller = account_owner(buy.account_id), account_owner(sell.account_id)
+    base, quote_asset = market.base_asset, market.quote_asset
+    legs = [
+        Posting(buyer, quote_asset, Bucket.LOCKED, -(quote + buy_fee)),
+        Posting(seller, quote_asset, Bucket.AVAILABLE, quote - sell_fee),
+        Posting(FEES, quote_asset, Bucket.AVAILABLE, buy_fee + sell_fee),
+        Posting(seller, base, Bucket.LOCKED, -amount),
+        Posting(buyer, base, Bucket.AVAILABLE, amount),
+    ]
+    released = ZERO
+    if buy_left == 0 and buy.locked_remaining > 0:
+        # The buy order is complete: its unused price improvement and fee reserve go back.
+        released = buy.locked_remaining
+        buy.locked_remaining = ZERO
+        legs.append(Posting(buyer, quote_asset, Bucket.LOCKED, -released))
+        legs.append(Posting(buyer, quote_asset, Bucket.AVAILABLE, released))
+    tx = LedgerTransaction(
+        kind=TRADE_KIND,
+        postings=tuple(p for p in legs if p.amount != 0),
+        business_key=f"trade:{market.id}:{seq}",
+        details={"marketId": market.id, "seq": seq, "buyOrderId": buy.order_id, "sellOrderId": sell.order_id},
+    )
+    return Settlement(
+        tx,
+        Fill(buy.order_id, buy.account_id, Side.BUY, price, amount, quote, buy_fee, buyer_is_maker),
+        Fill(sell.order_id, sell.account_id, Side.SELL, price, amount, quote, sell_fee, not buyer_is_maker),
+        released,
+    )
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """One trade on the tape (``trades``); ``market_seq`` is the engine's trade number."""
+
+    market_id: str
+    market_seq: int
+    price: Decimal
+    amount: Decimal
+    quote_amount: Decimal
+    taker_side: Side
+    maker_order_id: int
+    taker_order_id: int
+    created_at: datetime
+    trade_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """An execution to store: ``trade_seq`` names its trade (the id is known once the trade is stored)."""
+
+    fill: Fill
+    market_id: str
+    trade_seq: int
+    commission_asset: AssetId
+    ledger_tx_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A market's engine as of its last commit: recovery must rebuild exactly this."""
+
+    market_id: str
+    state_hash: str
+    last_seq: int  # the engine's order sequence (resting orders and waiting stops)
+    trade_seq: int
+    last_price: Decimal | None
+    updated_at: datetime
+
+
+MAX_LIST_LIMIT = 1000
+DEFAULT_LIST_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OrderQuery:
+    """The front office's order-list filters: newest first, ``last_order_id`` pages to older orders."""
+
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    statuses: tuple[OrderStatus, ...] = ()
+    last_order_id: int | None = None
+    limit: int = DEFAULT_LIST_LIMIT
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIST_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}", field="limit")
+
+
+# --- time --------------------------------------------------------------------------------------
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_millis(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def from_millis(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
