@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bourse.domain.errors import InvalidInput
 from bourse.domain.marketdata import (
+    BookSnapshot,
     Candle,
     Interval,
     TradeTick,
@@ -250,3 +251,13 @@ def test_applying_the_delta_turns_the_old_book_into_the_new(old, new, descending
     delta = book_delta(ordered(old), ordered(new), descending=descending)
     assert apply_delta(ordered(old), delta, descending=descending) == ordered(new)
     assert len(delta) == len({p for p in old.keys() | new.keys() if old.get(p) != new.get(p)})
+
+
+def test_a_book_snapshot_is_newer_by_sequence_or_by_time():
+    at = t(2025, 9, 9, 12)
+    first = BookSnapshot("X", 5, (), (), at)
+    assert BookSnapshot("X", 6, (), (), at).supersedes(first)
+    assert not BookSnapshot("X", 5, (), (), at).supersedes(first)
+    assert not BookSnapshot("X", 4, (), (), at).supersedes(first)
+    # An engine restarted in the same process counts from 1 again, later.
+    assert BookSnapshot("X", 1, (), (), at + timedelta(milliseconds=1)).supersedes(first)

@@ -338,6 +338,11 @@ class BookSnapshot:
     asks: tuple[Level, ...]  # best (lowest) first
     at: datetime
 
+    def supersedes(self, other: BookSnapshot) -> bool:
+        """Whether this snapshot is newer. A later time also counts: an engine restarted in a running
+        process numbers its snapshots from 1 again."""
+        return self.seq > other.seq or self.at > other.at
+
     def top(self, levels: int) -> BookSnapshot:
         return BookSnapshot(self.market_id, self.seq, self.bids[:levels], self.asks[:levels], self.at)
 

@@ -272,7 +272,7 @@ class MarketDataService:
     def on_book(self, event: Mapping[str, Any]) -> None:
         book = parse_book_event(event)
         known = self._books.get(book.market_id)
-        if known is None or book.seq > known.seq:
+        if known is None or book.supersedes(known):
             self._books[book.market_id] = book
 
     async def catch_up(self, market_ids: list[str] | None = None) -> int:

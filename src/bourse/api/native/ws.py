@@ -241,7 +241,7 @@ class WsSession:
             new = parse_book_event(event)
             old = stream.book
             assert old is not None
-            if new.seq <= old.seq:
+            if not new.supersedes(old):
                 return  # already in what the client has
             bids = book_delta(old.bids, new.bids, descending=True)
             asks = book_delta(old.asks, new.asks, descending=False)
