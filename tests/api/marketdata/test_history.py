@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from bourse.api.app import create_app
 from bourse.domain.identity import Role
 from bourse.domain.marketdata import Interval
 from bourse.service.marketdata import MarketDataService
@@ -211,3 +212,20 @@ async def test_a_restart_folds_only_the_trades_it_is_behind(container, clock):
     ]
     [day] = await stored_candles(container, market, "1d")
     assert (day["trades"], day["base_volume"], day["close"]) == (4, 5, 95)
+
+
+async def test_the_app_lifespan_runs_the_consumer_which_catches_up_first(container):
+    market = await make_market(container)
+    # Trades stored while no consumer ran: the start folds them before anything else.
+    await insert_trades(container, market, [("100", "1", T0)])
+    app = create_app(container, dispose_on_shutdown=False)
+    service = container.marketdata
+    async with app.router.lifespan_context(app):
+
+        async def caught_up() -> bool:
+            return service.live and bool(await stored_candles(container, market, "1d"))
+
+        await eventually(caught_up)
+    assert not service.live
+    [day] = await stored_candles(container, market, "1d")
+    assert (day["trades"], day["close"]) == (1, 100)
