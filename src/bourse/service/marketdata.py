@@ -174,6 +174,7 @@ class MarketDataService:
         self._clock = clock
         self._bus = bus
         self.flush_interval = flush_interval
+        self.bus_buffer = 10_000  # trade events waiting for the consumer before the bus drops it
         self._max_pending = max_pending
         self._states: dict[str, _MarketState] = {}
         self._loading: dict[str, asyncio.Lock] = {}
@@ -328,7 +329,7 @@ class MarketDataService:
         books = asyncio.create_task(self._consume_books(), name="marketdata:books")
         try:
             while True:
-                subscription = self._bus.subscribe("trades.*", maxsize=10_000)
+                subscription = self._bus.subscribe("trades.*", maxsize=self.bus_buffer)
                 try:
                     await self.catch_up()
                     self.live = True
@@ -354,7 +355,7 @@ class MarketDataService:
 
     async def _consume_books(self) -> None:
         while True:
-            subscription = self._bus.subscribe("book.*", maxsize=10_000)
+            subscription = self._bus.subscribe("book.*", maxsize=self.bus_buffer)
             try:
                 while True:
                     _, event = await subscription.get()

@@ -229,3 +229,40 @@ async def test_the_app_lifespan_runs_the_consumer_which_catches_up_first(contain
     assert not service.live
     [day] = await stored_candles(container, market, "1d")
     assert (day["trades"], day["close"]) == (1, 100)
+
+
+async def test_a_consumer_dropped_by_the_bus_catches_up_from_the_table(container):
+    market = await make_market(container)
+    service = container.marketdata
+    service.flush_interval = 0.01
+    service.bus_buffer = 2
+    consumer = asyncio.create_task(service.run())
+    try:
+
+        async def live() -> bool:
+            return service.live
+
+        await eventually(live)
+        trades = [(str(100 + n), "1", T0 + timedelta(seconds=n)) for n in range(10)]
+        ids = await insert_trades(container, market, trades)
+        for trade_id, (price, amount, at) in zip(ids, trades, strict=True):
+            # All at once, no await in between: more than the consumer's queue holds.
+            container.bus.publish(f"trades.{market}", trade_event(market, trade_id, price, amount, at))
+
+        async def all_folded() -> bool:
+            rows = await stored_candles(container, market, "1m")
+            return bool(rows) and rows[0]["trades"] == 10
+
+        await eventually(all_folded)
+        [row] = await stored_candles(container, market, "1m")
+        assert (row["open"], row["high"], row["low"], row["close"], row["base_volume"]) == (
+            100,
+            109,
+            100,
+            109,
+            10,
+        )
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
