@@ -18,7 +18,7 @@ from bourse.service.ledger import post
 from bourse.service.trading import OrderView
 
 ADMIN = Principal.of(UserId(1), "ops", frozenset({Role.ADMIN}))
-BTC, USDT = AssetId("BTC"), AssetId("USDT")
+BTC, ETH, USDT = AssetId("BTC"), AssetId("ETH"), AssetId("USDT")
 D = Decimal
 
 MARKET = {
@@ -35,7 +35,7 @@ MARKET = {
 
 
 async def make_market(container: Any, **fields: Any) -> str:
-    for asset, scale in (("BTC", 8), ("USDT", 6)):
+    for asset, scale in (("BTC", 8), ("ETH", 8), ("USDT", 6)):
         with contextlib.suppress(Conflict):
             await container.ledger.create_asset(asset, asset, scale, "Crypto")
     market = await container.markets.create(ADMIN, {**MARKET, **fields}, RequestMeta())
@@ -52,12 +52,13 @@ class Trader:
     account_id: AccountId
 
 
-async def make_trader(container: Any, name: str, *, btc: str = "0", usdt: str = "0") -> Trader:
+async def make_trader(container: Any, name: str, *, btc: str = "0", usdt: str = "0", eth: str = "0") -> Trader:
     created = await container.identity.create_user(name, f"{name}-pass-123")
     account = created.account.account_id
     trader = Trader(Principal.of(created.user.uid, name, created.user.roles), account)
     await deposit(container, account, BTC, D(btc))
     await deposit(container, account, USDT, D(usdt))
+    await deposit(container, account, ETH, D(eth))
     return trader
 
 

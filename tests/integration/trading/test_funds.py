@@ -33,3 +33,49 @@ async def test_a_fill_settles_both_sides_and_both_fees_in_one_go(container):
     assert cancelled.order.status is OrderStatus.CANCELLED
     assert cancelled.order.remaining == D("0.3")
     assert await balances(container, alice.account_id) == {BTC: (D("0.2"), D(0)), USDT: (D("9979.98"), D(0))}
+
+
+async def test_a_taker_buy_pays_the_resting_price_and_gets_the_unused_hold_back(container):
+    market = await make_market(container)
+    alice = await make_trader(container, "alice", usdt="1000")
+    bob = await make_trader(container, "bob", btc="1")
+    await place(container, bob, market, "Sell", "0.3", "100.00")
+    buy = await place(container, alice, market, "Buy", "0.3", "101.00")
+    assert buy.order.status is OrderStatus.FILLED
+    # Held 30.3 + 0.0303 -> 0.030300 fee; paid 30 + 0.03 fee; the rest was released with the fill.
+    assert buy.order.executed_quote == D(30) and buy.order.commission == D("0.03")
+    assert buy.order.locked_remaining == 0
+    assert await balances(container, alice.account_id) == {BTC: (D("0.3"), D(0)), USDT: (D("969.97"), D(0))}
+    assert await balances(container, bob.account_id) == {BTC: (D("0.7"), D(0)), USDT: (D("29.97"), D(0))}
+    assert await fees(container) == D("0.06")
+
+
+async def test_a_market_buy_holds_the_band_bound_and_walks_the_book(container):
+    market = await make_market(container)
+    alice = await make_trader(container, "alice", usdt="1000")
+    bob = await make_trader(container, "bob", btc="2")
+    await place(container, bob, market, "Sell", "0.1", "100.00")
+    await place(container, alice, market, "Buy", "0.1", "100.00")  # last price 100
+    await place(container, bob, market, "Sell", "0.2", "101.00")
+    await place(container, bob, market, "Sell", "0.2", "104.00")
+    await place(container, bob, market, "Sell", "0.2", "106.00")  # beyond 100 * 1.05
+    before = await balances(container, alice.account_id)
+    buy = await place(container, alice, market, "Buy", "0.5")
+    # 0.2 at 101 and 0.2 at 104; 106 is outside the 5 % band: the rest is cancelled.
+    assert buy.order.status is OrderStatus.CANCELLED and buy.order.cancel_reason == "PriceBand"
+    assert buy.order.remaining == D("0.1") and buy.order.executed_quote == D("41.00")
+    fee = D("0.0202") + D("0.0208")
+    assert await balances(container, alice.account_id) == {
+        BTC: (before[BTC][0] + D("0.4"), D(0)),
+        USDT: (before[USDT][0] - D("41") - fee, D(0)),
+    }
+
+
+async def test_a_market_sell_holds_its_amount_and_releases_what_does_not_fill(container):
+    market = await make_market(container)
+    alice = await make_trader(container, "alice", usdt="1000")
+    bob = await make_trader(container, "bob", btc="1")
+    await place(container, alice, market, "Buy", "0.2", "100.00")
+    sell = await place(container, bob, market, "Sell", "0.5")
+    assert sell.order.status is OrderStatus.CANCELLED and sell.order.cancel_reason == "NoLiquidity"
+    assert await balances(container, bob.account_id) == {BTC: (D("0.8"), D(0)), USDT: (D("19.98"), D(0))}
