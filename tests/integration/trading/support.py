@@ -52,7 +52,9 @@ class Trader:
     account_id: AccountId
 
 
-async def make_trader(container: Any, name: str, *, btc: str = "0", usdt: str = "0", eth: str = "0") -> Trader:
+async def make_trader(
+    container: Any, name: str, *, btc: str = "0", usdt: str = "0", eth: str = "0"
+) -> Trader:
     created = await container.identity.create_user(name, f"{name}-pass-123")
     account = created.account.account_id
     trader = Trader(Principal.of(created.user.uid, name, created.user.roles), account)
@@ -66,7 +68,9 @@ async def deposit(container: Any, account: str, asset: AssetId, amount: Decimal)
     if amount <= 0:
         return
     async with container.uow() as uow:
-        tx = move("deposit", asset, amount, (EXTERNAL, Bucket.AVAILABLE), (account_owner(account), Bucket.AVAILABLE))
+        tx = move(
+            "deposit", asset, amount, (EXTERNAL, Bucket.AVAILABLE), (account_owner(account), Bucket.AVAILABLE)
+        )
         await post(uow, tx, actor="test", subject=f"account:{account}")
         await uow.commit()
 
@@ -121,5 +125,7 @@ def request(
 
 
 async def place(container: Any, trader: Trader, *args: Any, **kwargs: Any) -> OrderView:
-    view: OrderView = await container.trading.place(trader.principal, trader.account_id, request(*args, **kwargs))
+    view: OrderView = await container.trading.place(
+        trader.principal, trader.account_id, request(*args, **kwargs)
+    )
     return view

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bourse.domain.orders import OrderStatus
-
 from tests.integration.trading.support import BTC, USDT, D, balances, fees, make_market, make_trader, place
 
 
@@ -13,7 +12,10 @@ async def test_a_resting_buy_holds_its_cost_and_the_larger_fee(container):
     view = await place(container, alice, market, "Buy", "0.5", "100.00")
     assert view.order.status is OrderStatus.PLACED
     # 0.5 * 100 = 50, plus 0.1% = 0.05
-    assert await balances(container, alice.account_id) == {BTC: (D(0), D(0)), USDT: (D("9949.95"), D("50.05"))}
+    assert await balances(container, alice.account_id) == {
+        BTC: (D(0), D(0)),
+        USDT: (D("9949.95"), D("50.05")),
+    }
 
 
 async def test_a_fill_settles_both_sides_and_both_fees_in_one_go(container):
@@ -25,7 +27,10 @@ async def test_a_fill_settles_both_sides_and_both_fees_in_one_go(container):
     assert sell.order.status is OrderStatus.FILLED
     # The trade is at the maker's price: 0.2 * 100 = 20, 0.02 fee each side.
     assert sell.order.executed_quote == D(20) and sell.order.commission == D("0.02")
-    assert await balances(container, alice.account_id) == {BTC: (D("0.2"), D(0)), USDT: (D("9949.95"), D("30.03"))}
+    assert await balances(container, alice.account_id) == {
+        BTC: (D("0.2"), D(0)),
+        USDT: (D("9949.95"), D("30.03")),
+    }
     assert await balances(container, bob.account_id) == {BTC: (D("0.8"), D(0)), USDT: (D("19.98"), D(0))}
     assert await fees(container) == D("0.04")
 

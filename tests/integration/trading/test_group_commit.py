@@ -11,7 +11,6 @@ from sqlalchemy import text
 from bourse.domain.orders import OrderStatus
 from bourse.engine import EngineFailure, MarketRunner
 from bourse.engine.runner import FeeTermsCache, PlaceCommand
-
 from tests.integration.trading.support import USDT, D, balances, make_market, make_trader, place, request
 
 
@@ -67,11 +66,15 @@ async def test_a_failed_commit_fails_every_command_of_the_batch_and_rebuilds_the
     )
     await runner.start()
     try:
-        first = await runner.submit(PlaceCommand(traders[0].account_id, request(market, "Buy", "0.1", "99.00")))
+        first = await runner.submit(
+            PlaceCommand(traders[0].account_id, request(market, "Buy", "0.1", "99.00"))
+        )
         digest, state_hash = runner.digest.hexdigest(), runner.engine.state_hash()
         control["armed"] = True
         control["tasks"] = [
-            asyncio.ensure_future(runner.submit(PlaceCommand(t.account_id, request(market, "Buy", "0.1", "100.00"))))
+            asyncio.ensure_future(
+                runner.submit(PlaceCommand(t.account_id, request(market, "Buy", "0.1", "100.00")))
+            )
             for t in traders
         ]
         outcomes = await asyncio.gather(*control["tasks"], return_exceptions=True)
@@ -85,7 +88,9 @@ async def test_a_failed_commit_fails_every_command_of_the_batch_and_rebuilds_the
         async with container.engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM orders"))).scalar_one() == 1
         control["armed"] = False
-        after = await runner.submit(PlaceCommand(traders[1].account_id, request(market, "Buy", "0.1", "100.00")))
+        after = await runner.submit(
+            PlaceCommand(traders[1].account_id, request(market, "Buy", "0.1", "100.00"))
+        )
         assert after.status is OrderStatus.PLACED and after.order_id > first.order_id
         assert [o.order_id for o in runner.live.values()] == [first.order_id, after.order_id]
     finally:

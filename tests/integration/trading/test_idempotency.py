@@ -9,14 +9,15 @@ from sqlalchemy import text
 
 from bourse.domain.errors import IdempotencyConflict
 from bourse.domain.orders import OrderStatus
-
 from tests.integration.trading.support import USDT, D, balances, make_market, make_trader, place
 
 
 async def count_orders(container, client_order_id):
     async with container.engine.connect() as conn:
         return (
-            await conn.execute(text("SELECT count(*) FROM orders WHERE client_order_id = :c"), {"c": client_order_id})
+            await conn.execute(
+                text("SELECT count(*) FROM orders WHERE client_order_id = :c"), {"c": client_order_id}
+            )
         ).scalar_one()
 
 

@@ -13,7 +13,6 @@ from bourse.domain.orders import OrderStatus
 from bourse.domain.trading import MarketStopped
 from bourse.engine import MarketRunner, RunnerSettings
 from bourse.engine.runner import CancelCommand, FeeTermsCache, PlaceCommand
-
 from tests.integration.trading.support import make_market, make_trader, place, request
 
 
@@ -35,11 +34,19 @@ async def random_flow(container, runner, market, traders, count, seed=7):
         elif kind < 0.22:
             req = request(market, side, amount)
         else:
-            req = request(market, side, amount, price, tif=rng.choice(["Gtc", "Gtc", "Gtc", "Ioc", "Fok"]),
-                          post_only=rng.random() < 0.1)
+            req = request(
+                market,
+                side,
+                amount,
+                price,
+                tif=rng.choice(["Gtc", "Gtc", "Gtc", "Ioc", "Fok"]),
+                post_only=rng.random() < 0.1,
+            )
         if placed and rng.random() < 0.2:
             order = placed.pop(rng.randrange(len(placed)))
-            pending.append(asyncio.ensure_future(runner.submit(CancelCommand(order.account_id, order.order_id))))
+            pending.append(
+                asyncio.ensure_future(runner.submit(CancelCommand(order.account_id, order.order_id)))
+            )
         pending.append(asyncio.ensure_future(runner.submit(PlaceCommand(t.account_id, req))))
         if i % 20 == 19:
             for result in await asyncio.gather(*pending):
@@ -78,7 +85,9 @@ async def test_a_tampered_order_row_stops_its_market_and_only_that_one(container
     await place(container, alice, eth, "Buy", "0.5", "10.00")
     await container.trading.engines.aclose()  # the server stops
     async with container.engine.begin() as conn:
-        await conn.execute(text("UPDATE orders SET remaining = 0.4 WHERE order_id = :o"), {"o": resting.order.order_id})
+        await conn.execute(
+            text("UPDATE orders SET remaining = 0.4 WHERE order_id = :o"), {"o": resting.order.order_id}
+        )
     with pytest.raises(MarketStopped) as stopped:
         await place(container, alice, btc, "Buy", "0.1", "100.00")
     message = str(stopped.value)

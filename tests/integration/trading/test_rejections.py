@@ -6,7 +6,6 @@ import pytest
 
 from bourse.domain.errors import NotFound
 from bourse.domain.orders import OrderStatus
-
 from tests.integration.trading.support import (
     BTC,
     USDT,
@@ -42,9 +41,12 @@ async def test_each_rule_of_the_market(container):
     await expect_rejected(container, alice, "AmountAboveMaximum", market, "Buy", "6", "1.00")
     await expect_rejected(container, alice, "QuoteAmountBelowMinimum", market, "Buy", "0.01", "10.00")
     await expect_rejected(container, alice, "NoReferencePrice", market, "Buy", "0.01")
-    await expect_rejected(container, alice, "InvalidTimeInForce", market, "Buy", "0.1", "10.00", tif="Ioc",
-                          post_only=True)
-    await expect_rejected(container, alice, "InvalidStopPrice", market, "Sell", "0.1", type="Stop", stop="1.001")
+    await expect_rejected(
+        container, alice, "InvalidTimeInForce", market, "Buy", "0.1", "10.00", tif="Ioc", post_only=True
+    )
+    await expect_rejected(
+        container, alice, "InvalidStopPrice", market, "Sell", "0.1", type="Stop", stop="1.001"
+    )
     # After a trade at 100 a limit price more than 50 % away is refused.
     await place(container, bob, market, "Sell", "0.01", "100.00")
     await place(container, alice, market, "Buy", "0.01", "100.00")
@@ -68,8 +70,11 @@ async def test_a_halted_or_close_only_market_refuses_new_orders_but_cancels(cont
 
 async def test_outside_the_trading_session_orders_are_refused(container, clock):
     today = clock.now().date().isoformat()
-    closed_today = {"timeZoneId": "UTC", "tradingSessions": [],
-                    "sessionOverrides": [{"date": today, "timeIntervals": []}]}
+    closed_today = {
+        "timeZoneId": "UTC",
+        "tradingSessions": [],
+        "sessionOverrides": [{"date": today, "timeIntervals": []}],
+    }
     market = await make_market(container, calendar=closed_today)
     alice = await make_trader(container, "alice", usdt="100")
     await expect_rejected(container, alice, "SessionClosed", market, "Buy", "0.1", "10.00")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bourse.domain.orders import OrderStatus, StopStatus
-
 from tests.integration.trading.support import BTC, USDT, D, balances, make_market, make_trader, place
 
 
@@ -48,10 +47,15 @@ async def test_post_only_rests_or_is_rejected_when_it_would_cross(container):
     market, alice, bob = await book(container)
     await place(container, bob, market, "Sell", "0.3", "100.00")
     crossing = await place(container, alice, market, "Buy", "0.1", "100.00", post_only=True)
-    assert crossing.order.status is OrderStatus.REJECTED and crossing.order.reject_reason == "PostOnlyWouldCross"
+    assert (
+        crossing.order.status is OrderStatus.REJECTED and crossing.order.reject_reason == "PostOnlyWouldCross"
+    )
     resting = await place(container, alice, market, "Buy", "0.1", "99.00", post_only=True)
     assert resting.order.status is OrderStatus.PLACED
-    assert await balances(container, alice.account_id) == {BTC: (D(0), D(0)), USDT: (D("9990.0901"), D("9.9099"))}
+    assert await balances(container, alice.account_id) == {
+        BTC: (D(0), D(0)),
+        USDT: (D("9990.0901"), D("9.9099")),
+    }
 
 
 async def test_gtd_expires_when_its_time_has_come_and_releases_its_hold(container, clock):
@@ -61,7 +65,9 @@ async def test_gtd_expires_when_its_time_has_come_and_releases_its_hold(containe
     assert gtd.order.status is OrderStatus.PLACED and gtd.order.cancellation_date == expires
     runner = await container.trading.engines.runner(market)
     await runner.poke()
-    assert (await container.trading.get(alice.principal, alice.account_id, str(gtd.order.order_id))).order.is_live
+    assert (
+        await container.trading.get(alice.principal, alice.account_id, str(gtd.order.order_id))
+    ).order.is_live
     clock.advance(minutes=1)
     await runner.poke()
     view = await container.trading.get(alice.principal, alice.account_id, str(gtd.order.order_id))
@@ -89,7 +95,9 @@ async def test_a_sell_stop_waits_holding_its_amount_then_sells_when_the_price_fa
     assert (await balances(container, bob.account_id))[BTC] == (D("9.8"), D("0.2"))
     await place(container, alice, market, "Buy", "0.5", "94.00")
     await trade_at(container, market, "96.00", alice, bob)
-    assert (await container.trading.get(bob.principal, bob.account_id, str(stop.order.order_id))).order.is_live
+    assert (
+        await container.trading.get(bob.principal, bob.account_id, str(stop.order.order_id))
+    ).order.is_live
     await trade_at(container, market, "95.00", alice, bob)
     done = (await container.trading.get(bob.principal, bob.account_id, str(stop.order.order_id))).order
     assert done.stop_status is StopStatus.ACTIVATED and done.status is OrderStatus.FILLED
@@ -125,7 +133,9 @@ async def test_a_stop_market_buy_never_pays_more_than_its_hold_covers(container)
 async def test_a_gtd_stop_market_buy_expires_while_waiting(container, clock):
     market, alice, _ = await book(container)
     expires = clock.now().replace(microsecond=0) + timedelta(minutes=5)
-    stop = await place(container, alice, market, "Buy", "0.1", type="Stop", stop="100.00", tif="Gtd", expires=expires)
+    stop = await place(
+        container, alice, market, "Buy", "0.1", type="Stop", stop="100.00", tif="Gtd", expires=expires
+    )
     assert stop.order.stop_status is StopStatus.WAITING_FOR_ACTIVATION
     runner = await container.trading.engines.runner(market)
     clock.advance(minutes=6)
@@ -138,6 +148,8 @@ async def test_a_gtd_stop_market_buy_expires_while_waiting(container, clock):
 async def test_cancelling_a_waiting_stop_releases_its_hold(container):
     market, alice, _ = await book(container)
     stop = await place(container, alice, market, "Buy", "0.1", "106.00", type="StopLimit", stop="105.00")
-    view = await container.trading.cancel(alice.principal, alice.account_id, str(stop.order.order_id), stop_only=True)
+    view = await container.trading.cancel(
+        alice.principal, alice.account_id, str(stop.order.order_id), stop_only=True
+    )
     assert view.order.status is OrderStatus.CANCELLED and view.order.stop_status is StopStatus.CANCELLED
     assert await balances(container, alice.account_id) == {BTC: (D(0), D(0)), USDT: (D(10000), D(0))}
