@@ -69,10 +69,11 @@ def run_ours(n: int, directory: Path) -> dict[str, object]:
         raw = pickle.load(f)
     # one account per order: the reference has no self-trade prevention, so no order may meet its own
     accounts = {op[1]: AccountId(f"acct-{op[1]}") for op in raw if op[0] == "L"}
+    # ("L", arguments of PlaceOrder) / ("C", arguments of CancelOrder)
     ops = [
-        ("L", op[1], accounts[op[1]], Side.BUY if op[2] else Side.SELL, op[4], op[3])
+        ("L", (op[1], accounts[op[1]], Side.BUY if op[2] else Side.SELL, op[4], op[3]))
         if op[0] == "L"
-        else ("C", op[1], accounts[op[1]])
+        else ("C", (op[1], accounts[op[1]]))
         for op in raw
     ]
     engine = MatchingEngine()
@@ -80,11 +81,8 @@ def run_ours(n: int, directory: Path) -> dict[str, object]:
     trade = EventKind.TRADE
     trades = traded = 0
     t0 = time.perf_counter()
-    for op in ops:
-        if op[0] == "L":
-            events = place(PlaceOrder(op[1], op[2], op[3], op[4], op[5]))
-        else:
-            events = cancel(CancelOrder(op[1], op[2]))
+    for kind, args in ops:
+        events = place(PlaceOrder(*args)) if kind == "L" else cancel(CancelOrder(*args))
         for ev in events:
             if ev[0] is trade:
                 trades += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -40,7 +41,7 @@ def engine(stp: SelfTradePrevention = STP.CANCEL_NEWEST, **kw: int) -> MatchingE
     return MatchingEngine(EngineRules(stp=stp, **kw))
 
 
-def rejected(events: list[RawEvent]) -> RejectReason:
+def rejected(events: Sequence[RawEvent]) -> RejectReason:
     assert kinds(events) == [K.REJECTED], events
     reason: RejectReason = events[0][4]
     return reason

@@ -2,7 +2,7 @@
 
 from bourse.domain.matching.commands import CancelOrder, PlaceOrder
 from bourse.domain.matching.engine import EngineState, MatchingEngine, RestingOrder, WaitingStop, state_hash
-from bourse.domain.matching.events import EventKind, RawEvent, typed, typed_all
+from bourse.domain.matching.events import Events, EventKind, RawEvent, typed, typed_all
 from bourse.domain.matching.spec import EngineRules, MarketSpec, MarketStatus
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "EngineRules",
     "EngineState",
     "EventKind",
+    "Events",
     "MarketSpec",
     "MarketStatus",
     "MatchingEngine",

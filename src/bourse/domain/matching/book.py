@@ -10,9 +10,11 @@ Layout, chosen for speed (this is the engine's hot path):
   loops), LEVEL being the deque it waits in, so a cancel goes straight to it;
 - a cancel is O(1): the order leaves ``orders`` and its open quantity becomes 0;
   the dead entry is dropped when it reaches the head of its level, and a level
-  left empty stays in the heap until it reaches the top. ``garbage`` counts what
-  was left behind and ``compact`` rebuilds the levels once it outgrows the live
-  book, so a stream of place/cancel deep in the book cannot grow memory.
+  left empty stays in the heap until it reaches the top. What is left behind is
+  at most one entry (and one level) per order that ever rested, so the engine
+  calls ``compact`` after every ``2 * live + 4096`` orders it rests: memory stays
+  bounded by the live book and the cost is amortised O(1) per order, without any
+  bookkeeping in the cancel path.
 
 Events are appended to the caller's list as raw tuples (see events.py).
 """
@@ -52,8 +54,6 @@ class OrderBook:
         "bid_heap",
         "bids",
         "client_ids",
-        "compact_at",
-        "garbage",
         "last_price",
         "orders",
         "stp_stopped",
@@ -67,8 +67,6 @@ class OrderBook:
         self.ask_heap: list[int] = []  # price
         self.orders: dict[int, Order] = {}
         self.client_ids: dict[tuple[str, str], int] = {}
-        self.garbage = 0
-        self.compact_at = _COMPACT_SLACK
         self.last_price: int | None = None
         self.trade_seq = 0
         self.stp_stopped = False  # the last match() ended on a self-trade that stops the taker
@@ -194,9 +192,6 @@ class OrderBook:
         level = order[LEVEL]
         while level and not level[0][OPEN]:
             level.popleft()
-        self.garbage += 1
-        if self.garbage > self.compact_at:
-            self.compact()
         return open_qty
 
     # -- queries and upkeep (off the hot path) --------------------------------------------
@@ -260,14 +255,14 @@ class OrderBook:
                 break
         return rows
 
-    def compact(self) -> None:
-        """Drop cancelled entries and empty levels once they outnumber the live orders (keeps
-        time order; amortised O(1) per cancel). Called when ``garbage`` passes ``compact_at``."""
-        floor = 2 * len(self.orders) + _COMPACT_SLACK
-        if self.garbage <= floor:
-            self.compact_at = floor
-            return
-        self.rebuild()
+    def compact(self) -> int:
+        """Drop cancelled entries and empty levels if they outnumber the live orders (keeps
+        time order). Returns after how many more rested orders to call again."""
+        live = len(self.orders)
+        entries = sum(map(len, self.bids.values())) + sum(map(len, self.asks.values()))
+        if entries + len(self.bids) + len(self.asks) > 3 * live + 64:
+            self.rebuild()
+        return 2 * live + _COMPACT_SLACK
 
     def rebuild(self) -> None:
         for levels, heap, sign in ((self.bids, self.bid_heap, -1), (self.asks, self.ask_heap, 1)):
@@ -282,5 +277,3 @@ class OrderBook:
             levels.update(kept)
             heap[:] = [p * sign for p in kept]
             heapify(heap)
-        self.garbage = 0
-        self.compact_at = 2 * len(self.orders) + _COMPACT_SLACK

@@ -48,7 +48,7 @@ from bourse.domain.matching.book import (
     OrderBook,
 )
 from bourse.domain.matching.commands import GTC_LIMIT, CancelOrder, PlaceOrder
-from bourse.domain.matching.events import EventKind, RawEvent
+from bourse.domain.matching.events import Events, EventKind, RawEvent
 from bourse.domain.matching.spec import EngineRules, MarketStatus
 from bourse.domain.orders import (
     CancelReason,
@@ -115,12 +115,19 @@ class EngineState(NamedTuple):
 
 class MatchingEngine:
     __slots__ = (
+        "_ask_heap",
+        "_asks",
+        "_bid_heap",
+        "_bids",
         "_book",
         "_buy_stops",
+        "_compact_seq",
+        "_client_ids",
         "_expiries",
+        "_fast_terms",
         "_limits",
         "_now",
-        "_open",
+        "_orders",
         "_rules",
         "_sell_stops",
         "_seq",
@@ -131,14 +138,17 @@ class MatchingEngine:
     def __init__(self, rules: EngineRules | None = None, status: MarketStatus = MarketStatus.ACTIVE) -> None:
         self._rules = rules = rules or EngineRules()
         self._limits = (rules.min_quantity, rules.max_quantity, rules.min_price, rules.max_price)
-        self._status = status
-        self._open = status is MarketStatus.ACTIVE
-        self._book = OrderBook()
+        self._book = book = OrderBook()
+        # the book's containers, bound here for the hot path (the book mutates them in place)
+        self._orders, self._client_ids = book.orders, book.client_ids
+        self._bids, self._asks, self._bid_heap, self._ask_heap = book.bids, book.asks, book.bid_heap, book.ask_heap
+        self.set_status(status)
         self._stops: dict[int, WaitingStop] = {}
         self._buy_stops: list[tuple[int, int, int]] = []  # (stop price, seq, order id)
         self._sell_stops: list[tuple[int, int, int]] = []  # (-stop price, seq, order id)
         self._expiries: list[tuple[int, int, int]] = []  # (expire_at, seq, order id)
         self._seq = 0
+        self._compact_seq = 0
         self._now = 0
 
     @property
@@ -155,48 +165,50 @@ class MatchingEngine:
 
     # -- commands -------------------------------------------------------------------------
 
-    def place(self, cmd: PlaceOrder) -> list[RawEvent]:
+    def place(self, cmd: PlaceOrder) -> Events:
         oid, account, side, qty, price, client_id, terms = cmd
-        if terms is _GTC_LIMIT and self._open and price is not None:
-            # The common case, inlined: a valid Gtc limit order that does not cross rests at once.
+        # The common case, inlined: a valid Gtc limit order, in an open market, that does not
+        # cross rests at once. ``_fast_terms`` is GTC_LIMIT only while the market is open.
+        if terms is self._fast_terms and price is not None:
             min_qty, max_qty, min_price, max_price = self._limits
-            book = self._book
-            orders = book.orders
+            orders = self._orders
             if (
                 min_qty <= qty <= max_qty
                 and min_price <= price <= max_price
                 and oid not in orders
                 and oid not in self._stops
-                and (client_id is None or (account, client_id) not in book.client_ids)
+                and (client_id is None or (account, client_id) not in self._client_ids)
             ):
                 if side is _BUY:
-                    heap = book.ask_heap
+                    heap = self._ask_heap
                     if heap and heap[0] <= price:
                         return self._cross(oid, account, side, qty, price, client_id)
                     is_buy = True
-                    level = book.bids.get(price)
+                    level = self._bids.get(price)
                 else:
-                    heap = book.bid_heap
+                    heap = self._bid_heap
                     if heap and -heap[0] >= price:
                         return self._cross(oid, account, side, qty, price, client_id)
                     is_buy = False
-                    level = book.asks.get(price)
+                    level = self._asks.get(price)
                 seq = self._seq + 1
                 self._seq = seq
+                if seq >= self._compact_seq:
+                    self._compact_seq = seq + self._book.compact()
                 order = [oid, account, is_buy, price, qty, seq, qty, client_id, None, level]
                 if level is None:
-                    book.add_level(order)
+                    self._book.add_level(order)
                 else:
                     level.append(order)
                 orders[oid] = order
                 if client_id is not None:
-                    book.client_ids[(account, client_id)] = oid
-                return [(_ACCEPTED, oid, account, client_id), (_PLACED, oid, price, qty)]
+                    self._client_ids[(account, client_id)] = oid
+                return ((_ACCEPTED, oid, account, client_id), (_PLACED, oid, price, qty))
         return self._place(cmd)
 
     def _cross(
         self, oid: int, account: str, side: Side, qty: int, price: int, client_id: str | None
-    ) -> list[RawEvent]:
+    ) -> Events:
         """A valid Gtc limit order that crosses: trade, then rest the remainder."""
         out: list[RawEvent] = [(_ACCEPTED, oid, account, client_id)]
         book = self._book
@@ -211,14 +223,13 @@ class MatchingEngine:
             if book.stp_stopped:
                 out.append((_CANCELLED, oid, CancelReason.SELF_TRADE_PREVENTION, left, qty - left))
             else:
-                self._seq += 1
-                book.rest([oid, account, is_buy, price, left, self._seq, qty, client_id, None, None])
+                self._rest([oid, account, is_buy, price, left, 0, qty, client_id, None, None])
                 out.append((_PLACED, oid, price, left))
         if self._stops and left != qty:
             self._run_stops(out)
         return out
 
-    def _place(self, cmd: PlaceOrder) -> list[RawEvent]:
+    def _place(self, cmd: PlaceOrder) -> Events:
         oid, account, side, qty, price, client_id, terms = cmd
         otype, tif, post_only, stop_price, expire_at, stp = terms
         out: list[RawEvent] = []
@@ -259,36 +270,31 @@ class MatchingEngine:
         self._execute(oid, account, side, qty, price, tif, post_only, client_id, expire_at, stp, False, out)
         return out
 
-    def cancel(self, cmd: CancelOrder) -> list[RawEvent]:
+    def cancel(self, cmd: CancelOrder) -> Events:
         oid, account = cmd
-        book = self._book
-        order = book.orders.pop(oid, None)
+        order = self._orders.pop(oid, None)
         if order is not None:
             if order[1] == account:
                 # book.remove(), inlined: cancels are a third of all commands
                 open_qty = order[4]
                 order[4] = 0
                 if order[7] is not None:
-                    del book.client_ids[(account, order[7])]
+                    del self._client_ids[(account, order[7])]
                 level = order[9]
                 if level[0] is order:
                     level.popleft()
                     while level and not level[0][4]:
                         level.popleft()
-                garbage = book.garbage + 1
-                book.garbage = garbage
-                if garbage > book.compact_at:
-                    book.compact()
-                return [(_CANCELLED, oid, _REQUESTED, open_qty, order[6] - open_qty)]
-            book.orders[oid] = order
+                return ((_CANCELLED, oid, _REQUESTED, open_qty, order[6] - open_qty),)
+            self._orders[oid] = order
         stop = self._stops.get(oid)
         if stop is not None and stop.order.account_id == account:
             self._drop_stop(stop.order)
-            return [(_CANCELLED, oid, _REQUESTED, stop.order.quantity, 0)]
+            return ((_CANCELLED, oid, _REQUESTED, stop.order.quantity, 0),)
         # someone else's order is as unknown as a missing one: its existence is not disclosed
-        return [(EventKind.CANCEL_REJECTED, oid, account, RejectReason.UNKNOWN_ORDER)]
+        return ((EventKind.CANCEL_REJECTED, oid, account, RejectReason.UNKNOWN_ORDER),)
 
-    def on_time(self, now: int) -> list[RawEvent]:
+    def on_time(self, now: int) -> Events:
         """Advance the engine's clock (epoch ms) and expire Gtd orders and stops due by ``now``."""
         if now > self._now:
             self._now = now
@@ -312,7 +318,7 @@ class MatchingEngine:
     def set_status(self, status: MarketStatus) -> None:
         """Halting keeps the book as it is: resting orders stay, and cancels still work."""
         self._status = status
-        self._open = status is MarketStatus.ACTIVE
+        self._fast_terms = GTC_LIMIT if status is MarketStatus.ACTIVE else None
 
     # -- the order's way through the book ---------------------------------------------------
 
@@ -388,8 +394,7 @@ class MatchingEngine:
                 why = CancelReason.NO_LIQUIDITY if book.best(not is_buy) is None else CancelReason.PRICE_BAND
                 out.append((_CANCELLED, oid, why, left, qty - left))
             elif tif is _GTC or tif is _GTD:
-                self._seq += 1
-                book.rest([oid, account, is_buy, price, left, self._seq, qty, client_id, expire_at, None])
+                self._rest([oid, account, is_buy, price, left, 0, qty, client_id, expire_at, None])
                 out.append((_PLACED, oid, price, left))
                 if expire_at is not None:
                     heappush(self._expiries, (expire_at, self._seq, oid))
@@ -398,6 +403,15 @@ class MatchingEngine:
         # an activated stop is itself run by _run_stops, which checks the stops after it
         if left != qty and not activated and (self._buy_stops or self._sell_stops):
             self._run_stops(out)
+
+    def _rest(self, order: list[Any]) -> None:
+        """Put an order's rest on the book with the next priority number (off the fast path)."""
+        seq = self._seq + 1
+        self._seq = seq
+        if seq >= self._compact_seq:
+            self._compact_seq = seq + self._book.compact()
+        order[SEQ] = seq
+        self._book.rest(order)
 
     # -- stops ------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ calls ``typed``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -24,6 +25,8 @@ from bourse.domain.orders import (
 from bourse.domain.values import AccountId
 
 RawEvent = tuple[Any, ...]
+# What one command returns: a tuple on the fast paths (one allocation), else a list.
+Events = Sequence[RawEvent]
 
 
 class EventKind(IntEnum):
@@ -170,5 +173,5 @@ def typed(raw: RawEvent) -> Event:
     return event
 
 
-def typed_all(raws: list[RawEvent]) -> list[Event]:
+def typed_all(raws: Iterable[RawEvent]) -> list[Event]:
     return [typed(r) for r in raws]
