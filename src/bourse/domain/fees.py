@@ -21,15 +21,16 @@ market data. ``commission`` ignores it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Context, Decimal, localcontext
 from enum import StrEnum
+from typing import Any
 
 from bourse.domain.errors import InvalidInput, InvariantViolation
 from bourse.domain.ledger import MAX_SCALE
 from bourse.domain.markets import Market
-from bourse.domain.values import AssetId, decimal_places
+from bourse.domain.values import AssetId, decimal_places, format_decimal, parse_decimal
 
 DEFAULT_PROFILE_ID = "default"
 DEFAULT_RULE_ID = "default"
@@ -156,3 +157,89 @@ def max_commission(rule: CommissionRule, quote_amount: Decimal, quote_scale: int
         commission(rule, quote_amount, is_maker=True, quote_scale=quote_scale),
         commission(rule, quote_amount, is_maker=False, quote_scale=quote_scale),
     )
+
+
+# --- parsing back-office bodies -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFees:
+    """A rule's fees as given in ``feeSettings`` (parsed)."""
+
+    fee_type: FeeType
+    maker_size: Decimal
+    taker_size: Decimal
+    min_fee_rat: Decimal | None = None
+    cfd: CfdFee | None = None
+
+
+def _fee_type(value: object, field: str) -> FeeType:
+    if isinstance(value, str):
+        try:
+            return FeeType(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"{field} must be one of {', '.join(t.value for t in FeeType)}", field=field)
+
+
+def _object(value: object, field: str, allowed: set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{field} must be an object", field=field)
+    unknown = set(value) - allowed
+    if unknown:
+        raise InvalidInput(f"unknown field {field}.{sorted(unknown)[0]}", field=field)
+    return value
+
+
+def parse_fee_settings(value: object) -> RuleFees:
+    """``feeSettings``: {spot: {type, size, makerSize?, takerSize?}, cfd?: {assetId, type, size}, minFeeRAT?}.
+    ``makerSize``/``takerSize`` are bourse extensions; each defaults to ``size``."""
+    settings = _object(value, "feeSettings", {"spot", "cfd", "minFeeRAT"})
+    if settings.get("spot") is None:
+        raise InvalidInput("feeSettings.spot is required", field="feeSettings.spot")
+    spot = _object(settings["spot"], "feeSettings.spot", {"type", "size", "makerSize", "takerSize"})
+    fee_type = _fee_type(spot.get("type"), "feeSettings.spot.type")
+    size = spot.get("size")
+    sizes = {}
+    for name in ("makerSize", "takerSize"):
+        raw = spot.get(name, size)
+        if raw is None:
+            raise InvalidInput("feeSettings.spot.size is required", field="feeSettings.spot.size")
+        sizes[name] = parse_decimal(
+            raw, f"feeSettings.spot.{name}" if name in spot else "feeSettings.spot.size"
+        )
+        check_size(
+            fee_type, sizes[name], f"feeSettings.spot.{name}" if name in spot else "feeSettings.spot.size"
+        )
+    min_fee = settings.get("minFeeRAT")
+    min_fee_rat = None if min_fee is None else parse_decimal(min_fee, "feeSettings.minFeeRAT")
+    if min_fee_rat is not None:
+        _amount(min_fee_rat, "feeSettings.minFeeRAT")
+    cfd = None
+    if settings.get("cfd") is not None:
+        raw_cfd = _object(settings["cfd"], "feeSettings.cfd", {"assetId", "type", "size"})
+        asset = raw_cfd.get("assetId")
+        if asset is not None and (not isinstance(asset, str) or not asset):
+            raise InvalidInput("feeSettings.cfd.assetId must be an asset id", field="feeSettings.cfd.assetId")
+        cfd_type = _fee_type(raw_cfd.get("type"), "feeSettings.cfd.type")
+        cfd_size = parse_decimal(raw_cfd.get("size"), "feeSettings.cfd.size")
+        check_size(cfd_type, cfd_size, "feeSettings.cfd.size")
+        cfd = CfdFee(AssetId(asset) if asset else None, cfd_type, cfd_size)
+    return RuleFees(fee_type, sizes["makerSize"], sizes["takerSize"], min_fee_rat, cfd)
+
+
+def fee_settings_view(rule: CommissionRule) -> dict[str, Any]:
+    """The spec's ``feeSettings``; ``size`` is the taker size, ``makerSize``/``takerSize`` both sizes."""
+    cfd = rule.cfd
+    return {
+        "spot": {
+            "type": rule.fee_type.value,
+            "size": format_decimal(rule.taker_size),
+            "makerSize": format_decimal(rule.maker_size),
+            "takerSize": format_decimal(rule.taker_size),
+        },
+        "cfd": None
+        if cfd is None
+        else {"assetId": cfd.asset_id, "type": cfd.type.value, "size": format_decimal(cfd.size)},
+        "minFeeRAT": None if rule.min_fee_rat is None else format_decimal(rule.min_fee_rat),
+    }

@@ -740,9 +740,12 @@ class MarketQuery:
     statuses: tuple[MarketStatus, ...] = ()
     id_contains: str | None = None  # case-insensitive substring of the market id
     include_hidden: bool = True
-    # No session registry exists yet, so no market has a named or status-bearing session:
-    # a non-empty session filter matches no market.
-    session_filter: bool = False
+    # Sessions are stored ids until a session registry exists: a session's name is its id and
+    # its status Inactive (no liquidity provider runs it yet).
+    trading_session_names: tuple[str, ...] = ()
+    market_data_session_names: tuple[str, ...] = ()
+    trading_session_status: SessionStatus | None = None
+    market_data_session_status: SessionStatus | None = None
     limit: int | None = None
     offset: int = 0
     sort: MarketSort = MarketSort()

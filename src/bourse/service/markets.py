@@ -52,6 +52,17 @@ class MarketService:
         async with self._uow() as uow:
             return await uow.markets.list()
 
+    async def listed(self, principal: Principal) -> builtins.list[Market]:
+        """What traders see listed: every market but the hidden ones, by id."""
+        principal.require(Operation.TRADING_UI)
+        async with self._uow() as uow:
+            return await uow.markets.list(MarketQuery(include_hidden=False))
+
+    async def shown(self, principal: Principal, market_id: str) -> Market:
+        """One market for a trader: hidden ones too (not listed, but readable by id)."""
+        principal.require(Operation.TRADING_UI)
+        return await self.get(market_id)
+
     # --- back office --------------------------------------------------------------------------
 
     async def search(self, principal: Principal, query: MarketQuery) -> builtins.list[Market]:

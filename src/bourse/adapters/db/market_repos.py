@@ -7,7 +7,23 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, false, func, insert, not_, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    cast,
+    delete,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +37,7 @@ from bourse.domain.markets import (
     MarketSortField,
     MarketStatus,
     MarketType,
+    SessionStatus,
     SortDirection,
     SwapLeg,
     SwapSettings,
@@ -208,8 +225,16 @@ def _conditions(q: MarketQuery) -> list[ColumnElement[bool]]:
         where.append(c.market_id.ilike(f"%{_like_escape(q.id_contains)}%", escape="\\"))
     if not q.include_hidden:
         where.append(c.is_hidden.is_(False))
-    if q.session_filter:
-        where.append(false())
+    for ids, names, status in (
+        (c.trading_session_ids, q.trading_session_names, q.trading_session_status),
+        (c.market_data_session_ids, q.market_data_session_names, q.market_data_session_status),
+    ):
+        if names:
+            where.append(ids.overlap(cast(list(names), ARRAY(Text))))
+        if status is SessionStatus.ACTIVE:
+            where.append(false())
+        elif status is SessionStatus.INACTIVE:
+            where.append(func.cardinality(ids) > 0)
     return where
 
 
@@ -407,6 +432,9 @@ class SqlCommissionRepository:
             )
             if result.rowcount != 1:
                 raise NotFound(f"commission rule {rule_id} not found", field="commissionProfileRuleId")
+        # Check the deferred uniqueness now, where its failure can be told apart (not at commit).
+        await self._write(text("SET CONSTRAINTS uq_commission_rules_profile_id_priority IMMEDIATE"))
+        await self._c.execute(text("SET CONSTRAINTS uq_commission_rules_profile_id_priority DEFERRED"))
 
     async def rules_for_account(self, account_id: AccountId) -> builtins.list[CommissionRule] | None:
         r, a = mt.commission_rules, t.accounts

@@ -18,6 +18,12 @@ from bourse.api.brokerage import marketdata  # noqa: E402
 
 router.include_router(marketdata.router)
 
+from bourse.api.brokerage import commissions, markets  # noqa: E402
+
+router.include_router(markets.backoffice)
+router.include_router(markets.frontoffice)
+router.include_router(commissions.router)
+
 from bourse.api.brokerage import orders_v3, orders_v4  # noqa: E402
 
 router.include_router(orders_v3.router)
