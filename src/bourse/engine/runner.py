@@ -317,7 +317,9 @@ class MarketRunner:
                 future.set_exception(failure)
 
     async def _tick(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        # Milliseconds, as every API shows times: what is stored compares equal to what was shown.
         now = self._clock.now()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         now_ms = to_millis(now)
         results: list[Any] = [None] * len(batch)
         async with self._uow() as uow:
