@@ -599,3 +599,12 @@ async def test_changes_are_audited(container, client, staff, assets):
         ("ops", "market.created", "market:BTCUSDT", "Active"),
         ("ops", "market.updated", "market:BTCUSDT", "Halted"),
     ]
+
+
+async def test_the_spec_content_type_is_accepted(client, staff, assets):
+    headers = {**staff, "Content-Type": "application/json; x-api-version=2.0"}
+    body = '{"baseAssetId": "BTC", "quoteAssetId": "USDT", "priceScale": 2, "amountScale": 6}'
+    r = await client.post(f"{BO}/markets", headers=headers, content=body)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"{BO}/markets/list", headers=headers, content='{"marketId": "btc"}')
+    assert [m["marketId"] for m in r.json()["markets"]] == ["BTCUSDT"]
