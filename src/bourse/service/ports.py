@@ -28,11 +28,22 @@ from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
 from bourse.domain.marketdata import Candle, Interval, TradeTick
 from bourse.domain.markets import Market, MarketQuery
+from bourse.domain.notifications import (
+    FiredAlert,
+    NewAdminNotification,
+    NewTraderNotification,
+    Notification,
+    NotificationQuery,
+    PriceAlert,
+    PriceCondition,
+    Trade,
+)
 from bourse.domain.order_views import Execution
 from bourse.domain.trading import Checkpoint, ExecutionRow, Order, OrderQuery, OrderRequest, TradeRecord
 from bourse.domain.transfers import Transfer
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
+from bourse.domain.workspace import Layout, Template, UiSettings
 
 # --- records as stored -------------------------------------------------------------------------
 
@@ -414,6 +425,107 @@ class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
     revoked_tokens: RevokedTokenRepository
+class WorkspaceRepository(Protocol):
+    """UI settings, layouts and templates; every layout belongs to one user (ids unique per user)."""
+
+    async def lock_user(self, uid: UserId) -> None:
+        """Make the user's workspace writes take turns until the transaction ends."""
+        ...
+
+    async def settings(self, uid: UserId) -> UiSettings | None: ...
+    async def save_settings(self, uid: UserId, settings: UiSettings, at: datetime) -> None: ...
+    async def layouts(self, uid: UserId) -> list[Layout]:
+        """In the user's order."""
+        ...
+
+    async def layout(self, uid: UserId, layout_id: str) -> Layout | None: ...
+    async def add_layout(self, uid: UserId, layout: Layout, at: datetime) -> bool:
+        """Append ``layout`` after the user's others; False (nothing written) if the id is taken."""
+        ...
+
+    async def update_layout(self, uid: UserId, layout: Layout, at: datetime) -> bool:
+        """Store name and tabs; False if the user has no such layout."""
+        ...
+
+    async def delete_layout(self, uid: UserId, layout_id: str) -> bool: ...
+    async def set_order(self, uid: UserId, layout_ids: Sequence[str], at: datetime) -> None: ...
+    async def templates(self) -> list[Template]: ...
+
+
+class NotificationRepository(Protocol):
+    """Trader notifications (one user each) and the shared staff inbox with per-reader read marks."""
+
+    async def add_admin(self, notification: NewAdminNotification) -> int | None:
+        """Its id; None (nothing written) if one with the same dedupe key exists."""
+        ...
+
+    async def list_admin(self, reader: UserId, query: NotificationQuery) -> list[Notification]:
+        """Newest first; ``is_read`` is ``reader``'s mark."""
+        ...
+
+    async def admin_unread(self, reader: UserId) -> int: ...
+    async def admin_existing(self, ids: Sequence[int]) -> set[int]: ...
+    async def mark_admin_read(self, reader: UserId, ids: Sequence[int] | None, at: datetime) -> int:
+        """Mark ``ids`` (None: every notification) read for ``reader``; how many were unread."""
+        ...
+
+    async def add_trader(self, notifications: Sequence[NewTraderNotification]) -> list[Notification]:
+        """The stored notifications, in input order."""
+        ...
+
+    async def list_trader(
+        self, uid: UserId, account_id: AccountId | None, query: NotificationQuery
+    ) -> list[Notification]:
+        """The user's, newest first; with ``account_id`` only that account's and the user-wide ones."""
+        ...
+
+    async def trader_unread(self, uid: UserId, account_id: AccountId | None) -> int: ...
+    async def trader_existing(
+        self, uid: UserId, account_id: AccountId | None, ids: Sequence[int]
+    ) -> set[int]: ...
+    async def mark_trader_read(
+        self, uid: UserId, account_id: AccountId | None, ids: Sequence[int] | None, at: datetime
+    ) -> int: ...
+
+
+class PriceAlertRepository(Protocol):
+    async def lock_account(self, account_id: AccountId) -> None:
+        """Make the account's alert writes take turns until the transaction ends."""
+        ...
+
+    async def add(
+        self,
+        uid: UserId,
+        account_id: AccountId,
+        market_id: str,
+        price: Decimal,
+        condition: PriceCondition,
+        at: datetime,
+    ) -> PriceAlert:
+        """A new alert armed after the market's latest trade."""
+        ...
+
+    async def count_active(self, account_id: AccountId) -> int: ...
+    async def active(self, account_id: AccountId, market_ids: Sequence[str] | None) -> list[PriceAlert]:
+        """Not yet fired, by market then id."""
+        ...
+
+    async def active_markets(self, account_id: AccountId) -> list[str]:
+        """Markets with an active alert of the account, sorted."""
+        ...
+
+    async def delete(self, account_id: AccountId, ids: Sequence[int]) -> int: ...
+    async def fire(self, market_id: str, trades: Sequence[Trade], at: datetime) -> list[FiredAlert]:
+        """Mark fired every active alert of the market that one of ``trades`` (later than the alert's
+        ``after_trade_id``) crosses, at the first such trade; each alert at most once, whoever else
+        runs this at the same time. Records the market's progress."""
+        ...
+
+    async def catch_up_from(self) -> dict[str, int]:
+        """Markets with active alerts and the trade id after which each must be checked again."""
+        ...
+
+
     login_failures: LoginFailureRepository
     service_tokens: ServiceTokenRepository
     app_keys: AppKeyRepository
@@ -431,6 +543,9 @@ class UnitOfWork(Protocol):
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    workspace: WorkspaceRepository
+    notifications: NotificationRepository
+    price_alerts: PriceAlertRepository
     ) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
@@ -515,7 +630,8 @@ class EventBus(Protocol):
     """Events after commit (trades, book changes, order and balance updates) to whoever listens.
 
     Topics: ``trades.<marketId>``, ``book.<marketId>``, ``ticker.<marketId>``,
-    ``candles.<marketId>``, ``orders.<accountId>``, ``balances.<accountId>``.
+    ``candles.<marketId>``, ``orders.<accountId>``, ``balances.<accountId>``,
+    ``notifications.<uid>`` (a trader notification, as its JSON, after it was stored).
     ``publish`` never blocks; a subscriber that falls behind is dropped.
     """
 

@@ -150,6 +150,15 @@ from bourse.adapters.db import (  # noqa: E402
     trading_tables,
     transfer_tables,
     wallet_tables,
+    workspace_tables,
 )
 
-__all__ = ["ledger_tables", "market_tables", "metadata", "trading_tables", "transfer_tables", "wallet_tables"]
+__all__ = [
+    "ledger_tables",
+    "market_tables",
+    "metadata",
+    "trading_tables",
+    "transfer_tables",
+    "wallet_tables",
+    "workspace_tables",
+]

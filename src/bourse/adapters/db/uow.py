@@ -26,6 +26,11 @@ from bourse.adapters.db.marketdata_repos import SqlMarketDataRepository
 from bourse.adapters.db.trading_repos import SqlTradingRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
+from bourse.adapters.db.workspace_repos import (
+    SqlNotificationRepository,
+    SqlPriceAlertRepository,
+    SqlWorkspaceRepository,
+)
 from bourse.service import ports
 
 
@@ -48,6 +53,9 @@ class SqlUnitOfWork:
     markets: ports.MarketRepository
     commissions: ports.CommissionRepository
     trading: ports.TradingRepository
+    workspace: ports.WorkspaceRepository
+    notifications: ports.NotificationRepository
+    price_alerts: ports.PriceAlertRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -73,6 +81,9 @@ class SqlUnitOfWork:
         self.markets = SqlMarketRepository(conn)
         self.commissions = SqlCommissionRepository(conn)
         self.trading = SqlTradingRepository(conn)
+        self.workspace = SqlWorkspaceRepository(conn)
+        self.notifications = SqlNotificationRepository(conn)
+        self.price_alerts = SqlPriceAlertRepository(conn)
         return self
 
     async def __aexit__(
