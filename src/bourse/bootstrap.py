@@ -26,10 +26,13 @@ from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
 from bourse.service.marketdata import MarketDataService
 from bourse.service.markets import MarketService
+from bourse.service.notifications import NotificationService
 from bourse.service.ports import Clock, EventBus, PasswordHasher, UnitOfWork
+from bourse.service.price_alerts import PriceAlertService
 from bourse.service.trading import TradingService
 from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
+from bourse.service.workspace import WorkspaceService
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -62,6 +65,9 @@ class Container:
     markets: MarketService
     fees: FeeService
     trading: TradingService
+    workspace: WorkspaceService
+    notifications: NotificationService
+    price_alerts: PriceAlertService
     extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
@@ -100,6 +106,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
     limits = settings.rate_limit_per_second
     bus = InProcEventBus()
     accounts = AccountService(uow, settings.root_asset)
+    notifications = NotificationService(uow, clock, bus, accounts)
     return Container(
         settings=settings,
         engine=engine,
@@ -118,4 +125,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         fees=FeeService(uow),
         marketdata=MarketDataService(uow, clock, bus),
         trading=TradingService(uow, EngineHub(uow, clock, bus), accounts, settings.root_asset),
+        workspace=WorkspaceService(uow, clock),
+        notifications=notifications,
+        price_alerts=PriceAlertService(uow, clock, bus, accounts, notifications),
     )

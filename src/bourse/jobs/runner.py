@@ -2,7 +2,8 @@
 
 Started by the app's lifespan when ``Settings.background_jobs`` is on (the
 default); the test client never runs the lifespan, and tests that want a job
-start one themselves. Jobs: transfer callback delivery; the market data consumer.
+start one themselves. Jobs: transfer callback delivery; the market data consumer; the price
+alert consumer.
 """
 
 from __future__ import annotations
@@ -111,5 +112,12 @@ def marketdata_job(container: Container) -> ServiceTask:
     return ServiceTask("marketdata", container.marketdata.run)
 
 
+def price_alert_job(container: Container) -> ServiceTask:
+    """Fires price alerts from the trades events (service/price_alerts.py)."""
+    return ServiceTask("price-alerts", container.price_alerts.run)
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
-    return BackgroundJobs([callback_delivery_job(container), marketdata_job(container)]).start()
+    return BackgroundJobs(
+        [callback_delivery_job(container), marketdata_job(container), price_alert_job(container)]
+    ).start()
