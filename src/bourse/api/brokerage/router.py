@@ -28,3 +28,8 @@ from bourse.api.brokerage import orders_v3, orders_v4  # noqa: E402
 
 router.include_router(orders_v3.router)
 router.include_router(orders_v4.router)
+
+from bourse.api.brokerage import notifications, workspace  # noqa: E402
+
+router.include_router(workspace.router)
+router.include_router(notifications.router)
