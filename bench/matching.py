@@ -10,11 +10,14 @@ and the ratios are of the medians. Peers are run by the shared peers.py:
 the price-time reference (SortedDict + deque on int ticks), liquibook (C++ via
 SWIG) and litebook (Rust via PyO3) from PyPI (``pip install -e '.[bench]'``).
 
-Our engine runs the same loop as peers.py: one command per op (a Gtc limit
-``PlaceOrder`` for "L", a ``CancelOrder`` for "C"), built inside the timed loop
-as the service would build it from a request, and every event is read to count
-the trades. The stream is first turned into our input shape (account id and
-Side per order) outside the timed loop, like the pickle load of the peers.
+Our engine runs the same loop as peers.py, one call per op: a Gtc limit order
+for "L", a cancel for "C", and every event it returns is read to count the
+trades. It runs twice: "bourse" calls ``place_order``/``cancel_order`` with the
+fields (as the peers are called with theirs), "bourse(PlaceOrder objects)" also
+builds a ``PlaceOrder``/``CancelOrder`` per op inside the timed loop and calls
+``place``/``cancel``, as the market's task does with commands from its queue.
+The stream is first turned into our input shape (account id and Side per order)
+outside the timed loop, like the pickle load of the peers.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ if not SHARED_LOB.is_dir():
 EXPECTED = {200_000: (41_189, 2_990_678)}
 PEERS = ["baseline_sorteddict_int", "liquibook(C++/SWIG)", "litebook(Rust/PyO3)"]
 OURS = "bourse"
+OURS_COMMANDS = "bourse(PlaceOrder objects)"
 
 
 def stream_dir(n: int) -> Path:
@@ -58,7 +62,7 @@ def stream_dir(n: int) -> Path:
     return d
 
 
-def run_ours(n: int, directory: Path) -> dict[str, object]:
+def run_ours(n: int, directory: Path, commands: bool) -> dict[str, object]:
     sys.path.insert(0, str(ROOT / "src"))
     from bourse.domain.matching import CancelOrder, MatchingEngine, PlaceOrder
     from bourse.domain.matching.events import EventKind
@@ -69,7 +73,7 @@ def run_ours(n: int, directory: Path) -> dict[str, object]:
         raw = pickle.load(f)
     # one account per order: the reference has no self-trade prevention, so no order may meet its own
     accounts = {op[1]: AccountId(f"acct-{op[1]}") for op in raw if op[0] == "L"}
-    # ("L", arguments of PlaceOrder) / ("C", arguments of CancelOrder)
+    # ("L", fields of PlaceOrder) / ("C", fields of CancelOrder)
     ops = [
         ("L", (op[1], accounts[op[1]], Side.BUY if op[2] else Side.SELL, op[4], op[3]))
         if op[0] == "L"
@@ -77,19 +81,29 @@ def run_ours(n: int, directory: Path) -> dict[str, object]:
         for op in raw
     ]
     engine = MatchingEngine()
-    place, cancel = engine.place, engine.cancel
     trade = EventKind.TRADE
     trades = traded = 0
-    t0 = time.perf_counter()
-    for kind, args in ops:
-        events = place(PlaceOrder(*args)) if kind == "L" else cancel(CancelOrder(*args))
-        for ev in events:
-            if ev[0] is trade:
-                trades += 1
-                traded += ev[3]
+    if commands:
+        place, cancel = engine.place, engine.cancel
+        t0 = time.perf_counter()
+        for kind, args in ops:
+            events = place(PlaceOrder(*args)) if kind == "L" else cancel(CancelOrder(*args))
+            for ev in events:
+                if ev[0] is trade:
+                    trades += 1
+                    traded += ev[3]
+    else:
+        place_order, cancel_order = engine.place_order, engine.cancel_order
+        t0 = time.perf_counter()
+        for kind, args in ops:
+            events = place_order(*args) if kind == "L" else cancel_order(*args)
+            for ev in events:
+                if ev[0] is trade:
+                    trades += 1
+                    traded += ev[3]
     dt = time.perf_counter() - t0
     return {
-        "engine": OURS,
+        "engine": OURS_COMMANDS if commands else OURS,
         "ops": len(ops),
         "s": round(dt, 3),
         "ops_per_s": round(len(ops) / dt),
@@ -101,8 +115,9 @@ def run_ours(n: int, directory: Path) -> dict[str, object]:
 
 def run_one(engine: str, n: int, directory: Path) -> dict[str, object]:
     env = {**os.environ, "LOB_STREAM_DIR": str(directory)}
-    if engine == OURS:
+    if engine in (OURS, OURS_COMMANDS):
         cmd = [sys.executable, __file__, "--child", "--ops", str(n)]
+        cmd += ["--commands"] if engine == OURS_COMMANDS else []
     else:
         cmd = [sys.executable, str(SHARED_LOB / "peers.py"), engine, str(n)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -120,20 +135,21 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--commands", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_ours(args.ops, Path(os.environ["LOB_STREAM_DIR"]))))
+        print(json.dumps(run_ours(args.ops, Path(os.environ["LOB_STREAM_DIR"]), args.commands)))
         return
 
     directory = stream_dir(args.ops)
-    engines = [*PEERS, OURS]
+    engines = [*PEERS, OURS, OURS_COMMANDS]
     results: dict[str, list[dict[str, object]]] = {e: [] for e in engines}
     for r in range(args.rounds):
         # rotate the order each round so no engine always runs right after the same neighbour
         for engine in engines[r % len(engines) :] + engines[: r % len(engines)]:
             results[engine].append(run_one(engine, args.ops, directory))
 
-    ours = results[OURS]
+    ours = results[OURS] + results[OURS_COMMANDS]
     expected = EXPECTED.get(args.ops)
     for res in ours:
         got = (res["trades"], res["traded_qty"])
@@ -154,9 +170,13 @@ def main() -> None:
     )
     for engine in engines:
         runs = ", ".join(f"{float(str(x['ops_per_s'])) / 1000:.0f}k" for x in results[engine])
-        print(f"  {engine:26} {median[engine] / 1000:8.0f}k ops/s   (runs: {runs})")
-    for engine, label in zip(PEERS, ("reference", "liquibook", "litebook"), strict=True):
-        print(f"  ours/{label:10} {median[OURS] / median[engine]:.2f}x")
+        print(f"  {engine:28} {median[engine] / 1000:6.0f}k ops/s   (runs: {runs})")
+    for mine in (OURS, OURS_COMMANDS):
+        ratios = ", ".join(
+            f"/{label} {median[mine] / median[engine]:.2f}x"
+            for engine, label in zip(PEERS, ("reference", "liquibook", "litebook"), strict=True)
+        )
+        print(f"  {mine:28} {ratios}")
 
 
 if __name__ == "__main__":

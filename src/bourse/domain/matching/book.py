@@ -137,8 +137,7 @@ class OrderBook:
                     break
                 append((_TRADE, seq, price, mq, m[0], oid, m[1], account, side))
                 qty -= mq
-                m[4] = 0
-                level.popleft()
+                level.popleft()  # filled: it leaves the level and ``orders``, so OPEN may stay
                 del orders[m[0]]
                 if m[7] is not None:
                     del client_ids[(m[1], m[7])]

@@ -28,11 +28,9 @@ Rules, in the order they are applied to a new order:
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
-from collections.abc import Iterable
 from heapq import heappop, heappush
-from typing import Any, NamedTuple
+from typing import Any
 
 from bourse.domain.errors import InvariantViolation
 from bourse.domain.matching.book import (
@@ -47,9 +45,10 @@ from bourse.domain.matching.book import (
     SEQ,
     OrderBook,
 )
-from bourse.domain.matching.commands import GTC_LIMIT, CancelOrder, PlaceOrder
-from bourse.domain.matching.events import Events, EventKind, RawEvent
+from bourse.domain.matching.commands import GTC_LIMIT, CancelOrder, OrderTerms, PlaceOrder
+from bourse.domain.matching.events import EventKind, Events, RawEvent
 from bourse.domain.matching.spec import EngineRules, MarketStatus
+from bourse.domain.matching.state import EngineState, RestingOrder, WaitingStop, state_hash
 from bourse.domain.orders import (
     CancelReason,
     ClientOrderId,
@@ -83,36 +82,6 @@ _REQUESTED = CancelReason.REQUESTED
 _GTC_LIMIT = GTC_LIMIT
 
 
-class RestingOrder(NamedTuple):
-    """A live order on the book, enough to rebuild it exactly (see ``MatchingEngine.restore``)."""
-
-    order_id: OrderId
-    account_id: AccountId
-    side: Side
-    price: int
-    open_quantity: int
-    quantity: int
-    seq: int
-    client_order_id: ClientOrderId | None = None
-    expire_at: int | None = None
-
-
-class WaitingStop(NamedTuple):
-    order: PlaceOrder
-    seq: int
-
-
-class EngineState(NamedTuple):
-    """Everything the engine's future behaviour depends on, besides its rules and status."""
-
-    orders: tuple[RestingOrder, ...]
-    stops: tuple[WaitingStop, ...]
-    last_price: int | None
-    order_seq: int
-    trade_seq: int
-    now: int
-
-
 class MatchingEngine:
     __slots__ = (
         "_ask_heap",
@@ -121,8 +90,8 @@ class MatchingEngine:
         "_bids",
         "_book",
         "_buy_stops",
-        "_compact_seq",
         "_client_ids",
+        "_compact_seq",
         "_expiries",
         "_fast_terms",
         "_limits",
@@ -141,7 +110,12 @@ class MatchingEngine:
         self._book = book = OrderBook()
         # the book's containers, bound here for the hot path (the book mutates them in place)
         self._orders, self._client_ids = book.orders, book.client_ids
-        self._bids, self._asks, self._bid_heap, self._ask_heap = book.bids, book.asks, book.bid_heap, book.ask_heap
+        self._bids, self._asks, self._bid_heap, self._ask_heap = (
+            book.bids,
+            book.asks,
+            book.bid_heap,
+            book.ask_heap,
+        )
         self.set_status(status)
         self._stops: dict[int, WaitingStop] = {}
         self._buy_stops: list[tuple[int, int, int]] = []  # (stop price, seq, order id)
@@ -166,45 +140,78 @@ class MatchingEngine:
     # -- commands -------------------------------------------------------------------------
 
     def place(self, cmd: PlaceOrder) -> Events:
-        oid, account, side, qty, price, client_id, terms = cmd
+        """Place an order (a command as it arrives from the market's queue)."""
+        order_id, account_id, side, quantity, price, client_order_id, terms = cmd
+        return self.place_order(order_id, account_id, side, quantity, price, client_order_id, terms)
+
+    def cancel(self, cmd: CancelOrder) -> Events:
+        """Cancel a live order or a waiting stop of the command's account."""
+        order_id, account_id = cmd
+        return self.cancel_order(order_id, account_id)
+
+    def place_order(
+        self,
+        order_id: OrderId,
+        account_id: AccountId,
+        side: Side,
+        quantity: int,
+        price: int | None = None,
+        client_order_id: ClientOrderId | None = None,
+        terms: OrderTerms = GTC_LIMIT,
+    ) -> Events:
+        """``place(PlaceOrder(...))`` without building the command: the same fields, in order."""
         # The common case, inlined: a valid Gtc limit order, in an open market, that does not
         # cross rests at once. ``_fast_terms`` is GTC_LIMIT only while the market is open.
         if terms is self._fast_terms and price is not None:
             min_qty, max_qty, min_price, max_price = self._limits
             orders = self._orders
             if (
-                min_qty <= qty <= max_qty
+                min_qty <= quantity <= max_qty
                 and min_price <= price <= max_price
-                and oid not in orders
-                and oid not in self._stops
-                and (client_id is None or (account, client_id) not in self._client_ids)
+                and order_id not in orders
+                and order_id not in self._stops
+                and (client_order_id is None or (account_id, client_order_id) not in self._client_ids)
             ):
                 if side is _BUY:
                     heap = self._ask_heap
                     if heap and heap[0] <= price:
-                        return self._cross(oid, account, side, qty, price, client_id)
+                        return self._cross(order_id, account_id, side, quantity, price, client_order_id)
                     is_buy = True
                     level = self._bids.get(price)
                 else:
                     heap = self._bid_heap
                     if heap and -heap[0] >= price:
-                        return self._cross(oid, account, side, qty, price, client_id)
+                        return self._cross(order_id, account_id, side, quantity, price, client_order_id)
                     is_buy = False
                     level = self._asks.get(price)
                 seq = self._seq + 1
                 self._seq = seq
                 if seq >= self._compact_seq:
                     self._compact_seq = seq + self._book.compact()
-                order = [oid, account, is_buy, price, qty, seq, qty, client_id, None, level]
+                order = [
+                    order_id,
+                    account_id,
+                    is_buy,
+                    price,
+                    quantity,
+                    seq,
+                    quantity,
+                    client_order_id,
+                    None,
+                    level,
+                ]
                 if level is None:
                     self._book.add_level(order)
                 else:
                     level.append(order)
-                orders[oid] = order
-                if client_id is not None:
-                    self._client_ids[(account, client_id)] = oid
-                return ((_ACCEPTED, oid, account, client_id), (_PLACED, oid, price, qty))
-        return self._place(cmd)
+                orders[order_id] = order
+                if client_order_id is not None:
+                    self._client_ids[(account_id, client_order_id)] = order_id
+                return (
+                    (_ACCEPTED, order_id, account_id, client_order_id),
+                    (_PLACED, order_id, price, quantity),
+                )
+        return self._place(PlaceOrder(order_id, account_id, side, quantity, price, client_order_id, terms))
 
     def _cross(
         self, oid: int, account: str, side: Side, qty: int, price: int, client_id: str | None
@@ -270,29 +277,29 @@ class MatchingEngine:
         self._execute(oid, account, side, qty, price, tif, post_only, client_id, expire_at, stp, False, out)
         return out
 
-    def cancel(self, cmd: CancelOrder) -> Events:
-        oid, account = cmd
-        order = self._orders.pop(oid, None)
+    def cancel_order(self, order_id: OrderId, account_id: AccountId) -> Events:
+        """``cancel(CancelOrder(...))`` without building the command."""
+        order = self._orders.pop(order_id, None)
         if order is not None:
-            if order[1] == account:
+            if order[1] == account_id:
                 # book.remove(), inlined: cancels are a third of all commands
                 open_qty = order[4]
                 order[4] = 0
                 if order[7] is not None:
-                    del self._client_ids[(account, order[7])]
+                    del self._client_ids[(account_id, order[7])]
                 level = order[9]
                 if level[0] is order:
                     level.popleft()
                     while level and not level[0][4]:
                         level.popleft()
-                return ((_CANCELLED, oid, _REQUESTED, open_qty, order[6] - open_qty),)
-            self._orders[oid] = order
-        stop = self._stops.get(oid)
-        if stop is not None and stop.order.account_id == account:
+                return ((_CANCELLED, order_id, _REQUESTED, open_qty, order[6] - open_qty),)
+            self._orders[order_id] = order
+        stop = self._stops.get(order_id)
+        if stop is not None and stop.order.account_id == account_id:
             self._drop_stop(stop.order)
-            return ((_CANCELLED, oid, _REQUESTED, stop.order.quantity, 0),)
+            return ((_CANCELLED, order_id, _REQUESTED, stop.order.quantity, 0),)
         # someone else's order is as unknown as a missing one: its existence is not disclosed
-        return ((EventKind.CANCEL_REJECTED, oid, account, RejectReason.UNKNOWN_ORDER),)
+        return ((EventKind.CANCEL_REJECTED, order_id, account_id, RejectReason.UNKNOWN_ORDER),)
 
     def on_time(self, now: int) -> Events:
         """Advance the engine's clock (epoch ms) and expire Gtd orders and stops due by ``now``."""
@@ -564,56 +571,3 @@ class MatchingEngine:
 
     def waiting_stops(self) -> list[PlaceOrder]:
         return [s.order for s in sorted(self._stops.values(), key=lambda s: s.seq)]
-
-
-def _line(*items: Any) -> bytes:
-    return ("|".join("" if i is None else str(i) for i in items) + "\n").encode()
-
-
-def state_hash(state: EngineState) -> str:
-    h = hashlib.sha256(b"bourse-book-v1\n")
-    h.update(_line("last", state.last_price, "seq", state.order_seq, "trades", state.trade_seq))
-    for o in sorted(state.orders, key=lambda o: (o.side is not _BUY, o.price, o.seq)):
-        h.update(
-            _line(
-                "o",
-                o.side.value,
-                o.price,
-                o.seq,
-                o.order_id,
-                o.open_quantity,
-                o.quantity,
-                o.account_id,
-                o.client_order_id,
-                o.expire_at,
-            )
-        )
-    for s in sorted(state.stops, key=lambda s: s.seq):
-        c, t = s.order, s.order.terms
-        h.update(
-            _line(
-                "s",
-                s.seq,
-                c.order_id,
-                c.account_id,
-                c.side.value,
-                c.quantity,
-                c.price,
-                c.client_order_id,
-                t.order_type.value,
-                t.time_in_force.value,
-                int(t.post_only),
-                t.stop_price,
-                t.expire_at,
-                None if t.stp is None else t.stp.value,
-            )
-        )
-    return h.hexdigest()
-
-
-def replay(engine: MatchingEngine, commands: Iterable[PlaceOrder | CancelOrder]) -> list[RawEvent]:
-    """Apply commands in order and return all their events (tests, rebuild checks)."""
-    out: list[RawEvent] = []
-    for cmd in commands:
-        out.extend(engine.place(cmd) if isinstance(cmd, PlaceOrder) else engine.cancel(cmd))
-    return out
