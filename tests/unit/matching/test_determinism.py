@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bourse.domain.errors import InvariantViolation
 from bourse.domain.matching import (
     CancelOrder,
     EngineRules,
@@ -213,3 +215,17 @@ def test_lazy_cancels_are_compacted_without_losing_time_priority() -> None:
     assert len(book.ask_heap) == len(book.asks) < 4096 + 10
     events = engine.place(order(3, BUY, 10, 100))
     assert [(e[4], e[3]) for e in events if e[0] is EventKind.TRADE] == [(1, 5), (2, 5)]
+
+
+def test_a_rebuild_refuses_states_the_engine_cannot_have_left() -> None:
+    engine = new_engine()
+    engine.place(order(1, BUY, 5, 100))
+    engine.place(order(2, SELL, 5, 101))
+    state = engine.state()
+    duplicate = state._replace(orders=(*state.orders, state.orders[0]))
+    crossed = state._replace(orders=(state.orders[0]._replace(price=101), state.orders[1]))
+    empty = state._replace(orders=(state.orders[0]._replace(open_quantity=0), state.orders[1]))
+    for bad in (duplicate, crossed, empty):
+        with pytest.raises(InvariantViolation):
+            MatchingEngine.restore(bad)
+    assert MatchingEngine.restore(state).depth() == engine.depth()

@@ -536,7 +536,13 @@ class MatchingEngine:
             )
             if o.expire_at is not None:
                 heappush(engine._expiries, (o.expire_at, o.seq, o.order_id))
+        bid, ask = book.best(True), book.best(False)
+        if bid is not None and ask is not None and bid >= ask:
+            # a book at rest never crosses: the stored orders are not what the engine left
+            raise InvariantViolation("restored book is crossed", best_bid=bid, best_ask=ask)
         for stop in sorted(state.stops, key=lambda s: s.seq):
+            if stop.order.order_id in book.orders or stop.order.order_id in engine._stops:
+                raise InvariantViolation("cannot restore a duplicate stop", order_id=stop.order.order_id)
             engine._wait(stop)
         book.last_price = state.last_price
         book.trade_seq = state.trade_seq
