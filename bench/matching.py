@@ -113,6 +113,10 @@ def run_ours(n: int, directory: Path, commands: bool) -> dict[str, object]:
     }
 
 
+class PeerMissing(Exception):
+    pass
+
+
 def run_one(engine: str, n: int, directory: Path) -> dict[str, object]:
     env = {**os.environ, "LOB_STREAM_DIR": str(directory)}
     if engine in (OURS, OURS_COMMANDS):
@@ -122,6 +126,8 @@ def run_one(engine: str, n: int, directory: Path) -> dict[str, object]:
         cmd = [sys.executable, str(SHARED_LOB / "peers.py"), engine, str(n)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 and "ModuleNotFoundError" in done.stderr and engine not in (OURS, OURS_COMMANDS):
+        raise PeerMissing(f"{engine} is not installed: pip install -e '.[bench]'")
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{engine} failed:\n{done.stdout}\n{done.stderr}")
     result: dict[str, object] = json.loads(lines[-1])
@@ -147,7 +153,13 @@ def main() -> None:
     for r in range(args.rounds):
         # rotate the order each round so no engine always runs right after the same neighbour
         for engine in engines[r % len(engines) :] + engines[: r % len(engines)]:
-            results[engine].append(run_one(engine, args.ops, directory))
+            try:
+                results[engine].append(run_one(engine, args.ops, directory))
+            except PeerMissing as missing:
+                print(missing)
+                engines.remove(engine)
+                del results[engine]
+    peers = [e for e in PEERS if e in engines]
 
     ours = results[OURS] + results[OURS_COMMANDS]
     expected = EXPECTED.get(args.ops)
@@ -155,7 +167,7 @@ def main() -> None:
         got = (res["trades"], res["traded_qty"])
         if expected is not None:
             assert got == expected, f"our engine made {got} trades/qty, the stream needs {expected}"
-    for engine in PEERS:
+    for engine in peers:
         for res in results[engine]:
             assert (res["trades"], res["traded_qty"]) == (ours[0]["trades"], ours[0]["traded_qty"]), (
                 f"{engine} disagrees with us on trades: {res}"
@@ -175,6 +187,7 @@ def main() -> None:
         ratios = ", ".join(
             f"/{label} {median[mine] / median[engine]:.2f}x"
             for engine, label in zip(PEERS, ("reference", "liquibook", "litebook"), strict=True)
+            if engine in engines
         )
         print(f"  {mine:28} {ratios}")
 
