@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bourse.domain.matching import CancelOrder, MatchingEngine, PlaceOrder, RawEvent, typed
-from bourse.domain.matching.commands import OrderTerms
+from bourse.domain.matching.commands import GTC_LIMIT, OrderTerms
 from bourse.domain.matching.events import LIFECYCLE, EventKind, Trade
 from bourse.domain.orders import (
     ClientOrderId,
@@ -38,8 +38,13 @@ def order(
     expire_at: int | None = None,
     stp: SelfTradePrevention | None = None,
     client_id: str | None = None,
+    slow: bool = False,
 ) -> PlaceOrder:
+    """An order; ``slow`` passes equal terms that are not GTC_LIMIT itself, so the engine takes
+    its general path for a plain Gtc limit order (both paths must behave the same)."""
     terms = OrderTerms(order_type, tif, post_only, stop_price, expire_at, stp)
+    if terms == GTC_LIMIT and not slow:
+        terms = GTC_LIMIT  # the very object: the engine's fast path
     return PlaceOrder(
         OrderId(oid),
         AccountId(account or f"acct-{oid}"),

@@ -33,7 +33,9 @@ def streams(draw: st.DrawFn) -> list[Command]:
     now = 0
     for oid in range(1, draw(st.integers(0, 60)) + 1):
         kind = draw(
-            st.sampled_from(["limit", "limit", "limit", "market", "stop", "stop_limit", "cancel", "time"])
+            st.sampled_from(
+                ["plain", "plain", "limit", "limit", "market", "stop", "stop_limit", "cancel", "time"]
+            )
         )
         side = draw(st.sampled_from([BUY, SELL]))
         account = draw(st.sampled_from(ACCOUNTS))
@@ -48,6 +50,8 @@ def streams(draw: st.DrawFn) -> list[Command]:
         elif kind == "time":
             now += draw(st.integers(0, 30))
             out.append(now)
+        elif kind == "plain":  # a Gtc limit order with the market's self-trade prevention
+            out.append(order(oid, side, qty, price, account, slow=draw(st.booleans())))
         elif kind == "limit":
             post_only = draw(st.booleans()) and tif in (TimeInForce.GTC, TimeInForce.GTD)
             out.append(

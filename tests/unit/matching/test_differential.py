@@ -53,7 +53,8 @@ def _ref_book(ref: Any) -> dict[str, list[tuple[int, int, int]]]:
 class Pair:
     """The reference and our engine fed the same ops."""
 
-    def __init__(self) -> None:
+    def __init__(self, slow: bool = False) -> None:
+        self.slow = slow
         self.ref = _reference().NaiveBook()
         self.ours = MatchingEngine(EngineRules(stp=SelfTradePrevention.NONE))
         self.prices: dict[int, int] = {}
@@ -65,7 +66,7 @@ class Pair:
         expected = [
             (maker, oid, q, self.prices[maker]) for maker, q, _done in self.ref.add(oid, is_buy, price, qty)
         ]
-        got = fills(self.ours.place(order(oid, BUY if is_buy else SELL, qty, price)))
+        got = fills(self.ours.place(order(oid, BUY if is_buy else SELL, qty, price, slow=self.slow)))
         assert got == expected, f"order {oid}"
         self.trades += len(got)
         self.traded += sum(f[2] for f in got)
@@ -90,9 +91,9 @@ op = st.one_of(
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(op, max_size=120))
-def test_random_streams_trade_exactly_like_the_reference(ops: list[tuple[Any, ...]]) -> None:
-    pair = Pair()
+@given(st.lists(op, max_size=120), st.booleans())
+def test_random_streams_trade_exactly_like_the_reference(ops: list[tuple[Any, ...]], slow: bool) -> None:
+    pair = Pair(slow)
     placed: list[int] = []
     for o in ops:
         if o[0] == "L":
@@ -104,7 +105,8 @@ def test_random_streams_trade_exactly_like_the_reference(ops: list[tuple[Any, ..
         pair.same_book()
 
 
-def test_the_shared_stream_trades_exactly_like_the_reference(tmp_path: Path) -> None:
+@pytest.mark.parametrize("slow", [False, True], ids=["fast path", "general path"])
+def test_the_shared_stream_trades_exactly_like_the_reference(tmp_path: Path, slow: bool) -> None:
     _reference()
     assert LOB_DIR is not None
     n = 30_000
@@ -116,7 +118,7 @@ def test_the_shared_stream_trades_exactly_like_the_reference(tmp_path: Path) -> 
     )
     with open(tmp_path / f"stream_{n}.pkl", "rb") as f:
         ops = pickle.load(f)
-    pair = Pair()
+    pair = Pair(slow)
     for o in ops:
         if o[0] == "L":
             pair.add(o[1], o[2], o[3], o[4])
