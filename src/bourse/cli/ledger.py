@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from bourse.bootstrap import Container
 from bourse.domain.ledger import LedgerCheckReport
+from bourse.domain.notifications import ledger_check_failed
 from bourse.domain.values import format_decimal
 
 
@@ -34,3 +36,18 @@ def print_check(report: LedgerCheckReport) -> bool:
         problems = len(report.mismatches) + len(report.unbalanced) + len(report.negative_user_balances)
         typer.echo(f"ledger is NOT consistent: {problems} problem(s)")
     return report.clean
+
+
+async def check_and_notify(c: Container) -> LedgerCheckReport:
+    """Run the check; a dirty ledger also raises a LedgerCheckFailed staff notification."""
+    report = await c.ledger.check()
+    if not report.clean:
+        problems = {
+            "mismatches": len(report.mismatches),
+            "unbalancedTransactions": len(report.unbalanced),
+            "unbalancedAssets": sum(1 for total in report.asset_totals.values() if total != 0),
+            "negativeBalances": len(report.negative_user_balances),
+        }
+        note = ledger_check_failed(problems, c.clock.now())
+        await c.notifications.raise_admin(note.type, note.title, note.body, note.data)
+    return report

@@ -166,11 +166,11 @@ def revoke_app_key(app_key: str, data_dir: DataDir = None) -> None:
 
 @ledger_app.command("check")
 def ledger_check(data_dir: DataDir = None) -> None:
-    """Recompute every balance from the postings; exit 1 and name each mismatch if any."""
-    from bourse.cli.ledger import print_check
+    """Recompute every balance from the postings; exit 1 and name each mismatch if any (and notify staff)."""
+    from bourse.cli.ledger import check_and_notify, print_check
 
     async def work(c: Container) -> bool:
-        return print_check(await c.ledger.check())
+        return print_check(await check_and_notify(c))
 
     if not run_with_container(load_settings(data_dir), work):
         raise typer.Exit(1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -165,6 +165,8 @@ def notification_json(n: Notification) -> dict[str, Any]:
 def callback_given_up(
     delivery_id: int, transfer_id: str, url: str, attempts: int, last_error: str, at: datetime
 ) -> NewAdminNotification:
+    # The query string may carry the receiver's token: staff see where, not with what.
+    url = url.split("?", 1)[0].split("#", 1)[0]
     return admin_notification(
         AdminNotificationType.CALLBACK_DELIVERY_FAILED,
         f"Callback for transfer {transfer_id} given up",
@@ -213,7 +215,7 @@ class NotificationQuery:
     last_id: int | None = None  # the page continues below this id (newest first)
     limit: int = DEFAULT_PAGE
     created_from: datetime | None = None
-    created_to: datetime | None = None
+    created_before: datetime | None = None  # exclusive: createdTo (to the millisecond) + 1 ms
 
 
 def parse_last_id(value: object, field: str = "lastId") -> int | None:
@@ -287,7 +289,7 @@ def parse_admin_query(body: object) -> NotificationQuery:
         last_id=parse_last_id(f.get("lastId")),
         limit=parse_limit(f.get("limit")),
         created_from=created_from,
-        created_to=created_to,
+        created_before=None if created_to is None else created_to + timedelta(milliseconds=1),
     )
 
 

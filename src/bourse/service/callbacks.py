@@ -24,6 +24,7 @@ from bourse.domain.callbacks import (
     SendOutcome,
     UnsafeCallbackUrl,
 )
+from bourse.domain.notifications import callback_given_up
 from bourse.service.ports import CallbackSender, Clock, Resolver, UnitOfWorkFactory
 
 
@@ -123,4 +124,16 @@ class CallbackService:
         )
         async with self._uow() as uow:
             await uow.callbacks.record_attempt(attempt, state, next_at)
+            if state is DeliveryState.FAILED:
+                # Nothing retries it after this: staff hear of it, in the same transaction.
+                await uow.notifications.add_admin(
+                    callback_given_up(
+                        delivery.id,
+                        delivery.transfer_id,
+                        delivery.url,
+                        attempt_no,
+                        outcome.error or f"HTTP {outcome.status_code}",
+                        self._clock.now(),
+                    )
+                )
             await uow.commit()

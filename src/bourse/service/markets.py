@@ -16,7 +16,16 @@ from typing import Any
 from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import InvalidInput, NotFound
 from bourse.domain.identity import Operation, Principal
-from bourse.domain.markets import Market, MarketQuery, apply_fields, check_assets, new_market, to_millis
+from bourse.domain.markets import (
+    Market,
+    MarketQuery,
+    MarketStatus,
+    apply_fields,
+    check_assets,
+    new_market,
+    to_millis,
+)
+from bourse.domain.notifications import market_halted
 from bourse.domain.values import AssetId
 from bourse.service.context import RequestMeta
 from bourse.service.ports import Clock, EventBus, UnitOfWork, UnitOfWorkFactory
@@ -95,6 +104,11 @@ class MarketService:
             await _check_assets(uow, market)
             await uow.markets.update(market)
             await _audit(uow, principal, AuditAction.MARKET_UPDATED, market, meta, sorted(fields))
+            if market.status is MarketStatus.HALTED and current.status is not MarketStatus.HALTED:
+                # Staff hear of a halt in the same transaction as the change (service/notifications.py).
+                await uow.notifications.add_admin(
+                    market_halted(market.id, principal.username, self._clock.now())
+                )
             await uow.commit()
         self._publish(market)
         return market

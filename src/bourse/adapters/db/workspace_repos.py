@@ -145,8 +145,8 @@ def _page(stmt: Any, table: Any, query: NotificationQuery) -> Any:
         stmt = stmt.where(c.type.in_(query.types))
     if query.created_from is not None:
         stmt = stmt.where(c.created_at >= query.created_from)
-    if query.created_to is not None:
-        stmt = stmt.where(c.created_at <= query.created_to)
+    if query.created_before is not None:
+        stmt = stmt.where(c.created_at < query.created_before)
     return stmt.order_by(c.id.desc()).limit(query.limit)
 
 
