@@ -1,4 +1,4 @@
-"""WebSocket /ws: public market streams and the caller's private order and balance streams.
+"""WebSocket /ws: public market streams and the caller's private order, balance and notification streams.
 
 One session per connection. Every stream reads its own bus subscription and puts
 messages on the connection's bounded send queue; one task writes that queue to
@@ -201,6 +201,7 @@ class WsSession:
             Channel.CANDLES: self._start_candles,
             Channel.ORDERS: self._start_orders,
             Channel.BALANCES: self._start_balances,
+            Channel.NOTIFICATIONS: self._start_notifications,
         }
         self._streams[topic] = stream
         try:
@@ -333,6 +334,17 @@ class WsSession:
         self._put(ack("subscribed", request, accounts=accounts))
         for account_id in accounts:
             await self._emit_balances(stream, account_id)
+        self._go(stream)
+
+    async def _start_notifications(self, stream: _Stream, request: Request) -> None:
+        """The user's trader notifications as they are stored (price alerts firing, ...)."""
+        assert self._principal is not None
+
+        async def notification(event: Mapping[str, Any]) -> None:
+            self._emit(stream, {"type": "notification", "notification": dict(event)})
+
+        self._listen(stream, f"notifications.{self._principal.uid}", notification)
+        self._put(ack("subscribed", request))
         self._go(stream)
 
     async def _emit_balances(self, stream: _Stream, account_id: AccountId) -> None:

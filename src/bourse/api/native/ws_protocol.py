@@ -36,10 +36,11 @@ class Channel(StrEnum):
     CANDLES = "candles"
     ORDERS = "orders"
     BALANCES = "balances"
+    NOTIFICATIONS = "notifications"
 
     @property
     def private(self) -> bool:
-        return self in (Channel.ORDERS, Channel.BALANCES)
+        return self in (Channel.ORDERS, Channel.BALANCES, Channel.NOTIFICATIONS)
 
 
 @dataclass(frozen=True, slots=True)
