@@ -218,3 +218,24 @@ async def test_staff_roles_cannot_set_alerts(container):
     support = Principal.of(created.user.uid, "ops", frozenset({Role.SUPPORT}))
     with pytest.raises(PermissionDenied):
         await container.price_alerts.subscribe(support, created.account.account_id, market, "1", "Gte")
+
+
+async def test_the_app_lifespan_runs_the_price_alert_consumer(db_url, clock):
+    c = build(make_settings(background_jobs=True), db_url, hasher=FAST_HASHER, clock=clock)
+    try:
+        market = await make_market(c)
+        alice = await make_trader(c, "alice", usdt="1000")
+        bob = await make_trader(c, "bob", btc="1")
+        watcher = await make_trader(c, "carol")
+        await c.price_alerts.subscribe(watcher.principal, watcher.account_id, market, "100", "Gte")
+        app = create_app(c, dispose_on_shutdown=False)
+        async with app.router.lifespan_context(app):
+            await place(c, alice, market, "Buy", "0.1", "100.00")
+            await place(c, bob, market, "Sell", "0.1", "100.00")
+
+            async def notified() -> bool:
+                return len(await _notes(c, watcher.principal.uid)) == 1
+
+            await eventually(notified)
+    finally:
+        await c.aclose()
