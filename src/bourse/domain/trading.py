@@ -26,6 +26,7 @@ overdraw a hold; with per-fill rounding up, the house may forgo a rounding remai
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -585,6 +586,18 @@ class Checkpoint:
     trade_seq: int
     last_price: Decimal | None
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """Everything one engine batch stores besides its ledger transactions."""
+
+    trades: Sequence[TradeRecord]
+    new_orders: Sequence[Order]
+    changed_orders: Sequence[Order]
+    executions: Sequence[ExecutionRow]
+    checkpoint: Checkpoint
+    quote_asset: AssetId
 
 
 MAX_LIST_LIMIT = 1000

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import structlog
 
+from bourse.domain.markets import Market
 from bourse.domain.trading import Order, OrderRequest
 from bourse.domain.values import AccountId
 from bourse.engine.runner import CancelCommand, FeeTermsCache, MarketRunner, PlaceCommand, RunnerSettings
@@ -67,6 +68,10 @@ class EngineHub:
     def last_price(self, market_id: str) -> Decimal | None:
         runner = self._runners.get(market_id)
         return None if runner is None else runner.last_price
+
+    def market(self, market_id: str) -> Market | None:
+        runner = self._runners.get(market_id)
+        return None if runner is None else runner.market
 
     async def start_all(self) -> None:
         """Start every market's runner; a market whose book does not match its checkpoint stays stopped."""

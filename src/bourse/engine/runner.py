@@ -46,6 +46,7 @@ from bourse.domain.matching import EngineState, MatchingEngine, WaitingStop
 from bourse.domain.order_views import order_v3
 from bourse.domain.orders import Side, TimeInForce
 from bourse.domain.trading import (
+    BatchWrite,
     Checkpoint,
     FeeTerms,
     MarketStopped,
@@ -56,11 +57,13 @@ from bourse.domain.trading import (
 from bourse.domain.values import AccountId, format_decimal
 from bourse.engine.digest import BookDigest
 from bourse.engine.tick import NotOpen, Tick, converted_stop_buy, engine_command, resting_order
-from bourse.service.ports import Clock, EventBus, UnitOfWork, UnitOfWorkFactory
+from bourse.service.ports import Clock, EventBus, SubscriptionDropped, UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("bourse.engine")
 
 BOOK_LEVELS = 50
+# A market changed in this process is re-read at once (its bus event), one changed elsewhere within this.
+MARKET_REFRESH_SECONDS = 1.0
 
 
 class EngineFailure(BourseError):
@@ -157,6 +160,9 @@ class MarketRunner:
         self.book_seq = 0
         self.commits = 0  # committed batches (tests look at group commit through it)
         self._force_checkpoint = False
+        self._market_stale = True
+        self._market_read_at = 0.0
+        self._listener: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -164,11 +170,31 @@ class MarketRunner:
         await self.recover()
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"engine:{self.market_id}")
+            self._listener = asyncio.create_task(self._listen(), name=f"engine:{self.market_id}:market")
+
+    async def _listen(self) -> None:
+        """Mark the market for a re-read when it changes (status, scales, limits)."""
+        topic = f"markets.{self.market_id}"
+        subscription = self._bus.subscribe(topic, maxsize=16)
+        try:
+            while True:
+                try:
+                    await subscription.get()
+                except SubscriptionDropped:
+                    subscription = self._bus.subscribe(topic, maxsize=16)
+                self._market_stale = True
+        finally:
+            subscription.close()
 
     async def stop(self) -> None:
         """Finish what is queued, then end the task."""
         self._closing = True
         self._wake.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         task, self._task = self._task, None
         if task is not None:
             try:
@@ -323,11 +349,16 @@ class MarketRunner:
         now_ms = to_millis(now)
         results: list[Any] = [None] * len(batch)
         async with self._uow() as uow:
-            market = await uow.markets.get(self.market_id)
-            if market is None:
-                raise InvariantViolation(f"market {self.market_id} disappeared")
-            if market != self.market:
-                await self._adopt(uow, market, now)
+            market = self.market
+            clock = asyncio.get_running_loop().time()
+            if market is None or self._market_stale or clock >= self._market_read_at + MARKET_REFRESH_SECONDS:
+                self._market_stale = False
+                self._market_read_at = clock
+                market = await uow.markets.get(self.market_id)
+                if market is None:
+                    raise InvariantViolation(f"market {self.market_id} disappeared")
+                if market != self.market:
+                    await self._adopt(uow, market, now)
             engine = self.engine
             tick = Tick(
                 market,
@@ -410,7 +441,11 @@ class MarketRunner:
         places = [(i, c) for i, (c, _) in enumerate(batch) if isinstance(c, PlaceCommand)]
         if not places:
             return {}
-        ids = await uow.trading.next_order_ids(len(places))
+        quote, base = market.quote_asset, market.base_asset
+        keys = sorted(
+            {(account_owner(c.account_id), quote if c.request.side is Side.BUY else base) for _, c in places}
+        )
+        ids, available = await uow.trading.prepare(len(places), keys)
         order_ids = {i: oid for (i, _), oid in zip(places, ids, strict=True)}
         first: dict[tuple[str, str], int] = {}
         entries: list[tuple[AccountId, str, int, bytes]] = []
@@ -443,14 +478,7 @@ class MarketRunner:
         run = [(i, c) for i, c in places if i not in skip]
         if not run:
             return {}
-        keys = {
-            (
-                account_owner(c.account_id),
-                market.quote_asset if c.request.side is Side.BUY else market.base_asset,
-            )
-            for _, c in run
-        }
-        tick.available = await uow.trading.available(sorted(keys))
+        tick.available = available
         fees = await self._fees.terms(uow, sorted({c.account_id for _, c in run}), market)
         return {i: (order_ids[i], fees[c.account_id]) for i, c in run}
 
@@ -488,19 +516,22 @@ class MarketRunner:
         txs, positions = tick.ledger_transactions()
         tx_ids = await uow.ledger.apply_many(txs) if txs else []
         tick.assign_hold_ids(tx_ids, positions)
-        trade_ids = await uow.trading.insert_trades(tick.trades)
-        await uow.trading.insert_orders(tick.new_orders)
-        await uow.trading.update_orders(tick.changed_orders)
-        await uow.trading.insert_executions(tick.execution_rows(tx_ids, positions), trade_ids)
         last = self.engine.last_price
-        await uow.trading.save_checkpoint(
-            Checkpoint(
-                market.id,
-                self.digest.hexdigest(),
-                tick.order_seq,
-                tick.trade_seq,
-                None if last is None else market.spec().ticks_to_price(last),
-                now,
+        trade_ids = await uow.trading.write_batch(
+            BatchWrite(
+                trades=tick.trades,
+                new_orders=tick.new_orders,
+                changed_orders=tick.changed_orders,
+                executions=tick.execution_rows(tx_ids, positions),
+                checkpoint=Checkpoint(
+                    market.id,
+                    self.digest.hexdigest(),
+                    tick.order_seq,
+                    tick.trade_seq,
+                    None if last is None else market.spec().ticks_to_price(last),
+                    now,
+                ),
+                quote_asset=market.quote_asset,
             )
         )
         if tx_ids:

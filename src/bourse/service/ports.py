@@ -24,6 +24,7 @@ from bourse.domain.callbacks import (
     SendOutcome,
 )
 from bourse.domain.fees import CommissionProfile, CommissionRule
+from bourse.domain.history import BillingTotals, HistoryQuery, MarketPrice, OwnOrdersQuery, Rates
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
 from bourse.domain.marketdata import Candle, Interval, TradeTick
@@ -39,7 +40,15 @@ from bourse.domain.notifications import (
     Trade,
 )
 from bourse.domain.order_views import Execution
-from bourse.domain.trading import Checkpoint, ExecutionRow, Order, OrderQuery, OrderRequest, TradeRecord
+from bourse.domain.trading import (
+    BatchWrite,
+    Checkpoint,
+    ExecutionRow,
+    Order,
+    OrderQuery,
+    OrderRequest,
+    TradeRecord,
+)
 from bourse.domain.transfers import Transfer
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
@@ -136,7 +145,9 @@ class RevokedTokenRepository(Protocol):
 
 class LoginFailureRepository(Protocol):
     async def record(self, username: str, ip: str | None, at: datetime) -> None: ...
-    async def nth_recent(self, username: str | None, ip: str | None, n: int, since: datetime) -> datetime | None:
+    async def nth_recent(
+        self, username: str | None, ip: str | None, n: int, since: datetime
+    ) -> datetime | None:
         """When the n-th most recent failure since ``since`` (for username, or from ip) happened, if any."""
         ...
 
@@ -180,7 +191,9 @@ class LedgerRepository(Protocol):
         asset then bucket."""
         ...
 
-    async def place_hold(self, owner: str, asset: AssetId, amount: Decimal, reference: str, kind: str) -> Hold:
+    async def place_hold(
+        self, owner: str, asset: AssetId, amount: Decimal, reference: str, kind: str
+    ) -> Hold:
         """Move ``amount`` available -> locked in one ledger transaction; the hold is pending."""
         ...
 
@@ -331,7 +344,9 @@ class MarketDataRepository(Protocol):
         """Insert or replace each candle, unless the stored one already covers a later trade."""
         ...
 
-    async def candles(self, market_id: str, interval: Interval, first_start: datetime, to: datetime) -> list[Candle]:
+    async def candles(
+        self, market_id: str, interval: Interval, first_start: datetime, to: datetime
+    ) -> list[Candle]:
         """Candles starting in [first_start, to], oldest first."""
         ...
 
@@ -358,12 +373,27 @@ class TradingRepository(Protocol):
     """Orders, executions, trades and engine checkpoints (only a market's engine runner writes them)."""
 
     async def next_order_ids(self, count: int) -> list[int]: ...
-    async def reserve_client_ids(self, entries: Sequence[tuple[AccountId, str, int, bytes]]) -> set[tuple[str, str]]:
+    async def prepare(
+        self, count: int, keys: Sequence[tuple[str, str]]
+    ) -> tuple[list[int], dict[tuple[str, str], Decimal]]:
+        """``count`` new order ids and the available balance of each (ledger owner, asset) that has one."""
+        ...
+
+    async def write_batch(self, batch: BatchWrite) -> dict[int, int]:
+        """Store a batch's trades, new and changed orders, executions and checkpoint in one statement;
+        the trade ids by market_seq."""
+        ...
+
+    async def reserve_client_ids(
+        self, entries: Sequence[tuple[AccountId, str, int, bytes]]
+    ) -> set[tuple[str, str]]:
         """Insert (account, clientOrderId, orderId, fingerprint) unless the pair exists; the pairs inserted.
         A pair a concurrent transaction is inserting waits for it to finish."""
         ...
 
-    async def client_id_owners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bytes]]:
+    async def client_id_owners(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
         """(orderId, fingerprint) of each reserved (account, clientOrderId) pair."""
         ...
 
@@ -409,7 +439,9 @@ class OrderEngines(Protocol):
         IdempotencyConflict for a clientOrderId used with another request; MarketStopped; NotFound."""
         ...
 
-    async def cancel(self, market_id: str, account_id: AccountId, order_id: int, *, stop_only: bool) -> Order | None:
+    async def cancel(
+        self, market_id: str, account_id: AccountId, order_id: int, *, stop_only: bool
+    ) -> Order | None:
         """The cancelled order, or None if it was not live (any more)."""
         ...
 
@@ -417,14 +449,14 @@ class OrderEngines(Protocol):
         """The last trade price the running engine knows, if it runs."""
         ...
 
+    def market(self, market_id: str) -> Market | None:
+        """The market as its running engine last read it, if it runs."""
+        ...
+
     async def start_all(self) -> None: ...
     async def aclose(self) -> None: ...
 
 
-class UnitOfWork(Protocol):
-    users: UserRepository
-    accounts: AccountRepository
-    revoked_tokens: RevokedTokenRepository
 class WorkspaceRepository(Protocol):
     """UI settings, layouts and templates; every layout belongs to one user (ids unique per user)."""
 
@@ -526,6 +558,45 @@ class PriceAlertRepository(Protocol):
         ...
 
 
+class HistoryQueries(Protocol):
+    """The history server's reads (brokerage ``/api/...``); rows are keyed by the response's field
+    names, with stored values (int ids, Decimal, datetime)."""
+
+    async def read_only(self, timeout_ms: int) -> None:
+        """Make the unit of work one read-only snapshot that gives up after ``timeout_ms``; call first."""
+        ...
+
+    async def last_prices(self) -> list[MarketPrice]:
+        """Each market's latest trade price (markets without trades are absent)."""
+        ...
+
+    async def asset_ids(self) -> list[AssetId]: ...
+    async def rows(self, query: HistoryQuery, rates: Rates) -> list[dict[str, Any]]:
+        """The page's rows and one more if there is one (``limit + 1`` from ``offset``)."""
+        ...
+
+    async def count(self, query: HistoryQuery, rates: Rates) -> int:
+        """How many rows the query's filters match (limit and offset aside)."""
+        ...
+
+    async def billing(self, query: HistoryQuery, rates: Rates) -> BillingTotals: ...
+    async def user_balance_in_rat(self, uid: UserId, rates: Rates) -> Decimal | None:
+        """The user's balances (all accounts) in RAT; None for an unknown user."""
+        ...
+
+    async def own_orders(
+        self, uid: UserId, account_id: AccountId | None, query: OwnOrdersQuery
+    ) -> list[dict[str, Any]]:
+        """The user's orders (of ``account_id`` only, if given), newest first."""
+        ...
+
+    async def own_order(self, uid: UserId, order_id: int) -> dict[str, Any] | None: ...
+
+
+class UnitOfWork(Protocol):
+    users: UserRepository
+    accounts: AccountRepository
+    revoked_tokens: RevokedTokenRepository
     login_failures: LoginFailureRepository
     service_tokens: ServiceTokenRepository
     app_keys: AppKeyRepository
@@ -539,13 +610,14 @@ class PriceAlertRepository(Protocol):
     markets: MarketRepository
     commissions: CommissionRepository
     trading: TradingRepository
+    workspace: WorkspaceRepository
+    notifications: NotificationRepository
+    price_alerts: PriceAlertRepository
+    history: HistoryQueries
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    workspace: WorkspaceRepository
-    notifications: NotificationRepository
-    price_alerts: PriceAlertRepository
     ) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...

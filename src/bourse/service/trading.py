@@ -82,6 +82,9 @@ class TradingService:
         return AccountId(account_id)
 
     async def market(self, market_id: str) -> Market | None:
+        running = self.engines.market(market_id)
+        if running is not None:
+            return running
         cached = self._markets.get(market_id)
         now = time.monotonic()
         if cached is not None and cached[0] > now:

@@ -20,6 +20,7 @@ from bourse.domain.ledger import Bucket
 from bourse.domain.order_views import Execution
 from bourse.domain.orders import OrderStatus, OrderType, Side, StopStatus, TimeInForce
 from bourse.domain.trading import (
+    BatchWrite,
     Checkpoint,
     ExecutionRow,
     FeeTerms,
@@ -30,6 +31,22 @@ from bourse.domain.trading import (
 from bourse.domain.values import AccountId, AssetId
 
 _NEXT_IDS = text("SELECT nextval('order_ids') FROM generate_series(1, :n)")
+
+# A batch's order ids and the available balances its new orders draw on, in one round trip.
+_PREPARE = text(
+    """
+WITH b AS (
+    SELECT la.owner, la.asset, la.balance
+      FROM ledger_accounts la
+      JOIN unnest(CAST(:o AS text[]), CAST(:a AS text[])) AS k(o, a)
+        ON la.owner = k.o AND la.asset = k.a AND la.bucket = :bucket
+)
+SELECT (SELECT array_agg(nextval('order_ids')) FROM generate_series(1, :n)) AS ids,
+       (SELECT array_agg(owner ORDER BY owner, asset) FROM b) AS owners,
+       (SELECT array_agg(asset ORDER BY owner, asset) FROM b) AS assets,
+       (SELECT array_agg(balance ORDER BY owner, asset) FROM b) AS balances
+"""
+)
 
 _RESERVE = text(
     """
@@ -160,6 +177,42 @@ ON CONFLICT (market_id) DO UPDATE
    SET state_hash = EXCLUDED.state_hash, last_seq = EXCLUDED.last_seq, trade_seq = EXCLUDED.trade_seq,
        last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at
 """
+)
+
+
+# A whole batch in one statement: its trades (their ids come back), new orders, changed orders,
+# executions (joined to their trade by the market's trade number) and the market's checkpoint.
+# Foreign keys are checked at the end of the statement, when every part of it is in.
+_WRITE_BATCH = text(
+    "WITH t AS ("  # noqa: S608 - built from the constant column lists above
+    "INSERT INTO trades (market_id, market_seq, price, amount, quote_amount, taker_side, maker_order_id, "
+    "taker_order_id, created_at) "
+    "SELECT :market, s, p, q, qa, ts, mo, tk, :now FROM unnest(CAST(:t_seq AS bigint[]), "
+    "CAST(:t_price AS numeric[]), CAST(:t_amount AS numeric[]), CAST(:t_quote AS numeric[]), "
+    "CAST(:t_side AS text[]), CAST(:t_maker AS bigint[]), CAST(:t_taker AS bigint[])) "
+    "WITH ORDINALITY AS x(s, p, q, qa, ts, mo, tk, ord) ORDER BY ord "
+    "RETURNING market_seq, trade_id), "
+    f"o AS (INSERT INTO orders ({_NAMES}) SELECT * FROM unnest({_UNNEST})), "
+    "u AS (UPDATE orders o SET "
+    + ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
+    + " FROM unnest(CAST(:u_order_id AS bigint[]), "
+    + ", ".join(f"CAST(:u_{c} AS {_KINDS[c]}[])" for c in _MUTABLE)
+    + ") AS u(order_id, "
+    + ", ".join(_MUTABLE)
+    + ") WHERE o.order_id = u.order_id), "
+    "e AS (INSERT INTO executions (order_id, account_id, market_id, trade_id, side, price, amount, quote_amount, "
+    "commission, commission_asset, is_maker, ledger_tx_id, created_at) "
+    "SELECT x.o, x.a, :market, t.trade_id, x.s, x.p, x.q, x.qa, x.c, :quote_asset, x.mk, x.tx, :now "
+    "FROM unnest(CAST(:e_order AS bigint[]), CAST(:e_account AS text[]), CAST(:e_seq AS bigint[]), "
+    "CAST(:e_side AS text[]), CAST(:e_price AS numeric[]), CAST(:e_amount AS numeric[]), "
+    "CAST(:e_quote AS numeric[]), CAST(:e_fee AS numeric[]), CAST(:e_maker AS boolean[]), "
+    "CAST(:e_tx AS bigint[])) WITH ORDINALITY AS x(o, a, seq, s, p, q, qa, c, mk, tx, ord) "
+    "JOIN t ON t.market_seq = x.seq ORDER BY x.ord), "
+    "c AS (INSERT INTO engine_checkpoints (market_id, state_hash, last_seq, trade_seq, last_price, updated_at) "
+    "VALUES (:market, :c_hash, :c_seq, :c_trade_seq, :c_price, :now) ON CONFLICT (market_id) DO UPDATE "
+    "SET state_hash = EXCLUDED.state_hash, last_seq = EXCLUDED.last_seq, trade_seq = EXCLUDED.trade_seq, "
+    "last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at) "
+    "SELECT market_seq, trade_id FROM t"
 )
 
 
@@ -312,6 +365,60 @@ class SqlTradingRepository:
             {"o": [k[0] for k in keys], "a": [k[1] for k in keys], "bucket": Bucket.AVAILABLE.value},
         )
         return {(r.owner, r.asset): r.balance for r in rows}
+
+    async def prepare(
+        self, count: int, keys: Sequence[tuple[str, str]]
+    ) -> tuple[builtins.list[int], dict[tuple[str, str], Decimal]]:
+        row = (
+            await self._c.execute(
+                _PREPARE,
+                {
+                    "n": count,
+                    "o": [k[0] for k in keys],
+                    "a": [k[1] for k in keys],
+                    "bucket": Bucket.AVAILABLE.value,
+                },
+            )
+        ).one()
+        ids = [int(i) for i in row.ids or ()]
+        balances = dict(
+            zip(zip(row.owners or (), row.assets or (), strict=True), row.balances or (), strict=True)
+        )
+        return ids, balances
+
+    async def write_batch(self, batch: BatchWrite) -> dict[int, int]:
+        trades, executions, cp = batch.trades, batch.executions, batch.checkpoint
+        params: dict[str, Any] = {
+            "market": cp.market_id,
+            "now": cp.updated_at,
+            "quote_asset": batch.quote_asset,
+            "t_seq": [t.market_seq for t in trades],
+            "t_price": [t.price for t in trades],
+            "t_amount": [t.amount for t in trades],
+            "t_quote": [t.quote_amount for t in trades],
+            "t_side": [t.taker_side.value for t in trades],
+            "t_maker": [t.maker_order_id for t in trades],
+            "t_taker": [t.taker_order_id for t in trades],
+            "e_order": [r.fill.order_id for r in executions],
+            "e_account": [r.fill.account_id for r in executions],
+            "e_seq": [r.trade_seq for r in executions],
+            "e_side": [r.fill.side.value for r in executions],
+            "e_price": [r.fill.price for r in executions],
+            "e_amount": [r.fill.amount for r in executions],
+            "e_quote": [r.fill.quote_amount for r in executions],
+            "e_fee": [r.fill.commission for r in executions],
+            "e_maker": [r.fill.is_maker for r in executions],
+            "e_tx": [r.ledger_tx_id for r in executions],
+            "c_hash": cp.state_hash,
+            "c_seq": cp.last_seq,
+            "c_trade_seq": cp.trade_seq,
+            "c_price": cp.last_price,
+        }
+        params.update(_columns(batch.new_orders, [n for n, _ in _ORDER_COLUMNS]))
+        changed = _columns(batch.changed_orders, ("order_id", *_MUTABLE))
+        params.update({f"u_{k}": v for k, v in changed.items()})
+        rows = await self._c.execute(_WRITE_BATCH, params)
+        return {int(r.market_seq): int(r.trade_id) for r in rows}
 
     async def insert_trades(self, trades: Sequence[TradeRecord]) -> dict[int, int]:
         if not trades:

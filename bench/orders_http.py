@@ -1,0 +1,372 @@
+"""Limit orders per second through POST /frontoffice/api/v3/orders, end to end, on one uvicorn worker.
+
+    python bench/orders_http.py [--orders 20000] [--concurrency 64] [--traders 64] [--seconds 20]
+
+Seeds a scratch database (BTC, USDT, the market BTCUSDT, ``--traders`` funded traders),
+starts ``bourse serve`` on 127.0.0.1 (rate limit off, log level WARNING, no background
+jobs) and drives it at ``--concurrency`` keep-alive connections, each connection a
+trader placing limit orders a few ticks around 100 on either side (so about half of
+them trade and the book stays small): HTTP, authentication, the accountId check, the
+engine runner, group commit, the answer. Then, in the same run, the same load against a
+minimal FastAPI + pydantic endpoint served by uvicorn the same way (one worker, no access
+log): POST a small pydantic body, get JSON back. Prints orders/s, p50/p99 latency and
+server CPU per order for both, and their ratio; checks every order was answered 200 and
+the ledger check passes afterwards.
+
+The load generator is a few lines of HTTP/1.1 over asyncio streams rather than httpx, so
+that on a small machine the client takes as little CPU from the server as possible. Each
+phase stops after ``--orders`` requests or ``--seconds``, whichever comes first; the first
+5 % are warm-up and not timed. Uses BOURSE_DATABASE_URL if set (creating a scratch database
+there), else the embedded server under var/bench-pg. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
+from bourse.adapters.db.embedded import start_embedded  # noqa: E402
+from bourse.adapters.db.engine import asyncpg_url, with_database  # noqa: E402
+from bourse.adapters.db.migrate import upgrade  # noqa: E402
+from bourse.bootstrap import build  # noqa: E402
+from bourse.config import Settings  # noqa: E402
+from bourse.domain.identity import Principal, Role  # noqa: E402
+from bourse.domain.ledger import EXTERNAL, Bucket, account_owner, move  # noqa: E402
+from bourse.domain.values import AssetId, UserId  # noqa: E402
+from bourse.service.context import RequestMeta  # noqa: E402
+
+PATH = "/frontoffice/api/v3/orders"
+ADMIN = Principal.of(UserId(0), "bench", frozenset({Role.ADMIN}))
+
+
+def plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def seed(url: str, traders: int) -> list[tuple[str, str]]:
+    """The market and ``traders`` funded traders: [(bearer token, account id)]."""
+    container = build(
+        Settings(env="dev", rate_limit="off"), url, hasher=Argon2PasswordHasher(memory_kib=1024, time_cost=1)
+    )
+    try:
+        await container.ledger.create_asset("BTC", "Bitcoin", 8, "Crypto")
+        await container.ledger.create_asset("USDT", "Tether", 6, "Crypto")
+        await container.markets.create(
+            ADMIN,
+            {
+                "baseAssetId": "BTC",
+                "quoteAssetId": "USDT",
+                "priceScale": 2,
+                "amountScale": 4,
+                "priceDeviation": "0.5",
+            },
+            RequestMeta(),
+        )
+        out = []
+        for i in range(traders):
+            created = await container.identity.create_user(f"bench-trader-{i}", "bench-pass-1")
+            account = created.account.account_id
+            async with container.uow() as uow:
+                await uow.ledger.apply_many(
+                    [
+                        move(
+                            "bench.deposit",
+                            AssetId(asset),
+                            Decimal(amount),
+                            (EXTERNAL, Bucket.AVAILABLE),
+                            (account_owner(account), Bucket.AVAILABLE),
+                        )
+                        for asset, amount in (("BTC", "1000000"), ("USDT", "1000000000"))
+                    ]
+                )
+                await uow.commit()
+            issued = await container.identity.login(f"bench-trader-{i}", "bench-pass-1", None, RequestMeta())
+            out.append((issued.access_token, account))
+        return out
+    finally:
+        await container.aclose()
+
+
+def start_bourse(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "BOURSE_DATABASE_URL": url,
+        "BOURSE_RATE_LIMIT": "off",
+        "BOURSE_LOG_LEVEL": "WARNING",
+        "BOURSE_BACKGROUND_JOBS": "false",
+    }
+    bourse = Path(sys.executable).with_name("bourse")
+    cmd = [str(bourse), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def start_baseline(port: int) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, __file__, "--serve-baseline", str(port)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+class BaselineOrder(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    marketId: str
+    orderType: str
+    side: str
+    requestedPrice: str | None = None
+    requestedAmount: str
+    timeInForce: str | None = None
+
+
+class BaselineBody(BaseModel):
+    order: BaselineOrder
+
+
+def serve_baseline(port: int) -> None:
+    """The peer: FastAPI + pydantic, one uvicorn worker, the same options ``bourse serve`` uses."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/readyz")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    @app.post(PATH)
+    async def place(body: BaselineBody) -> dict[str, Any]:
+        o = body.order
+        return {
+            "order": {
+                "marketId": o.marketId,
+                "orderType": o.orderType,
+                "side": o.side,
+                "status": "Placed",
+                "requestedAmount": o.requestedAmount,
+                "requestedPrice": o.requestedPrice,
+            }
+        }
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, proxy_headers=False)
+
+
+async def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited: {server.stderr.read().decode() if server.stderr else ''}")
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n")
+            status, _ = await read_response(reader)
+            writer.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("server did not become ready in 60 s")
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status, await reader.readexactly(length)
+
+
+def order_request(token: str, account: str, rng: random.Random) -> bytes:
+    side = "Buy" if rng.random() < 0.5 else "Sell"
+    # Buys a little below 100 and sells a little above rest; the overlap trades.
+    offset = rng.randint(-6, 4) if side == "Buy" else rng.randint(-4, 6)
+    body = json.dumps(
+        {
+            "order": {
+                "marketId": "BTCUSDT",
+                "orderType": "Limit",
+                "side": side,
+                "requestedPrice": f"{Decimal(10000 + offset) / 100:.2f}",
+                "requestedAmount": f"0.0{rng.randint(1, 9)}",
+                "timeInForce": "Gtc",
+            }
+        }
+    ).encode()
+    return (
+        f"POST {PATH} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\naccountId: {account}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def phase(
+    port: int,
+    traders: list[tuple[str, str]],
+    count: int,
+    concurrency: int,
+    seconds: float,
+    tag: str,
+    pid: int,
+) -> dict[str, Any]:
+    next_id = iter(range(count))
+    warmup = max(1, count // 20)
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    started: list[float] = []
+    cpu_at_start: list[float] = []
+    stop_at = time.monotonic() + seconds
+    bodies: dict[str, int] = {}
+
+    async def worker(w: int) -> None:
+        token, account = traders[w % len(traders)]
+        rng = random.Random(f"{tag}-{w}")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for i in next_id:
+                if time.monotonic() > stop_at:
+                    return
+                if i == warmup:
+                    started.append(time.perf_counter())
+                    cpu_at_start.append(cpu_seconds(pid))
+                t0 = time.perf_counter()
+                writer.write(order_request(token, account, rng))
+                status, body = await read_response(reader)
+                elapsed = time.perf_counter() - t0
+                codes[status] = codes.get(status, 0) + 1
+                if status == 200:
+                    state = json.loads(body)["order"]["status"]
+                    bodies[state] = bodies.get(state, 0) + 1
+                if i >= warmup:
+                    latencies.append(elapsed)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    wall = time.perf_counter() - started[0] if started else float("nan")
+    cpu = cpu_seconds(pid) - cpu_at_start[0] if cpu_at_start else float("nan")
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "tag": tag,
+        "sent": sum(codes.values()),
+        "codes": codes,
+        "statuses": bodies,
+        "timed": n,
+        "rate": n / wall if n else 0.0,
+        "p50_ms": 1000 * statistics.median(latencies) if n else float("nan"),
+        "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else float("nan"),
+        "cpu_ms": 1000 * cpu / n if n else float("nan"),
+    }
+
+
+async def ledger_clean(url: str) -> bool:
+    container = build(Settings(env="dev", rate_limit="off"), url)
+    try:
+        return (await container.ledger.check()).clean
+    finally:
+        await container.aclose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--orders", type=int, default=20000, help="requests per phase (at most)")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--traders", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=20, help="time cap per phase")
+    args = parser.parse_args()
+
+    external = os.environ.get("BOURSE_DATABASE_URL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server_url = asyncpg_url(external) if external else start_embedded(ROOT / "var" / "bench-pg")
+    name = f"bench_orders_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(plain(server_url))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(server_url, name)
+    servers: list[subprocess.Popen[bytes]] = []
+    try:
+        await asyncio.to_thread(upgrade, url)
+        traders = await seed(url, args.traders)
+        with tempfile.TemporaryDirectory(prefix="bourse-bench-") as data_dir:
+            port = free_port()
+            bourse = start_bourse(url, port, data_dir)
+            servers.append(bourse)
+            await wait_ready(port, bourse)
+            ours = await phase(
+                port, traders, args.orders, args.concurrency, args.seconds, "bourse", bourse.pid
+            )
+            bourse.send_signal(signal.SIGINT)
+            bourse.wait(timeout=30)
+            port = free_port()
+            peer = start_baseline(port)
+            servers.append(peer)
+            await wait_ready(port, peer)
+            theirs = await phase(
+                port, traders, args.orders, args.concurrency, args.seconds, "fastapi", peer.pid
+            )
+            peer.send_signal(signal.SIGINT)
+            peer.wait(timeout=30)
+        clean = await ledger_clean(url)
+        print(
+            f"limit orders over HTTP: 1 uvicorn worker, {args.concurrency} connections, {args.traders} traders, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        )
+        for r in (ours, theirs):
+            print(
+                f"  {r['tag']:>8}: {r['rate']:8.1f} orders/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                f"server CPU {r['cpu_ms']:5.3f} ms/order  ({r['timed']} timed of {r['sent']} sent; "
+                f"HTTP {r['codes']})"
+            )
+        print(f"  bourse / minimal FastAPI endpoint: {ours['rate'] / theirs['rate']:.2f}")
+        print(f"  order statuses: {ours['statuses']}")
+        ok = set(ours["codes"]) == {200} and set(theirs["codes"]) == {200}
+        print(f"  check: every request answered 200: {ok}; ledger check clean: {clean}")
+        if not (ok and clean):
+            raise SystemExit(1)
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-baseline":
+        serve_baseline(int(sys.argv[2]))
+    else:
+        asyncio.run(main())
