@@ -24,7 +24,6 @@ from bourse.domain.callbacks import (
     SendOutcome,
 )
 from bourse.domain.fees import CommissionProfile, CommissionRule
-from bourse.domain.history import BillingTotals, HistoryQuery, MarketPrice, OwnOrdersQuery, Rates
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
 from bourse.domain.marketdata import Candle, Interval, TradeTick
@@ -145,9 +144,7 @@ class RevokedTokenRepository(Protocol):
 
 class LoginFailureRepository(Protocol):
     async def record(self, username: str, ip: str | None, at: datetime) -> None: ...
-    async def nth_recent(
-        self, username: str | None, ip: str | None, n: int, since: datetime
-    ) -> datetime | None:
+    async def nth_recent(self, username: str | None, ip: str | None, n: int, since: datetime) -> datetime | None:
         """When the n-th most recent failure since ``since`` (for username, or from ip) happened, if any."""
         ...
 
@@ -191,9 +188,7 @@ class LedgerRepository(Protocol):
         asset then bucket."""
         ...
 
-    async def place_hold(
-        self, owner: str, asset: AssetId, amount: Decimal, reference: str, kind: str
-    ) -> Hold:
+    async def place_hold(self, owner: str, asset: AssetId, amount: Decimal, reference: str, kind: str) -> Hold:
         """Move ``amount`` available -> locked in one ledger transaction; the hold is pending."""
         ...
 
@@ -344,9 +339,7 @@ class MarketDataRepository(Protocol):
         """Insert or replace each candle, unless the stored one already covers a later trade."""
         ...
 
-    async def candles(
-        self, market_id: str, interval: Interval, first_start: datetime, to: datetime
-    ) -> list[Candle]:
+    async def candles(self, market_id: str, interval: Interval, first_start: datetime, to: datetime) -> list[Candle]:
         """Candles starting in [first_start, to], oldest first."""
         ...
 
@@ -384,16 +377,12 @@ class TradingRepository(Protocol):
         the trade ids by market_seq."""
         ...
 
-    async def reserve_client_ids(
-        self, entries: Sequence[tuple[AccountId, str, int, bytes]]
-    ) -> set[tuple[str, str]]:
+    async def reserve_client_ids(self, entries: Sequence[tuple[AccountId, str, int, bytes]]) -> set[tuple[str, str]]:
         """Insert (account, clientOrderId, orderId, fingerprint) unless the pair exists; the pairs inserted.
         A pair a concurrent transaction is inserting waits for it to finish."""
         ...
 
-    async def client_id_owners(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> dict[tuple[str, str], tuple[int, bytes]]:
+    async def client_id_owners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bytes]]:
         """(orderId, fingerprint) of each reserved (account, clientOrderId) pair."""
         ...
 
@@ -439,9 +428,7 @@ class OrderEngines(Protocol):
         IdempotencyConflict for a clientOrderId used with another request; MarketStopped; NotFound."""
         ...
 
-    async def cancel(
-        self, market_id: str, account_id: AccountId, order_id: int, *, stop_only: bool
-    ) -> Order | None:
+    async def cancel(self, market_id: str, account_id: AccountId, order_id: int, *, stop_only: bool) -> Order | None:
         """The cancelled order, or None if it was not live (any more)."""
         ...
 
@@ -457,6 +444,10 @@ class OrderEngines(Protocol):
     async def aclose(self) -> None: ...
 
 
+class UnitOfWork(Protocol):
+    users: UserRepository
+    accounts: AccountRepository
+    revoked_tokens: RevokedTokenRepository
 class WorkspaceRepository(Protocol):
     """UI settings, layouts and templates; every layout belongs to one user (ids unique per user)."""
 
@@ -558,45 +549,6 @@ class PriceAlertRepository(Protocol):
         ...
 
 
-class HistoryQueries(Protocol):
-    """The history server's reads (brokerage ``/api/...``); rows are keyed by the response's field
-    names, with stored values (int ids, Decimal, datetime)."""
-
-    async def read_only(self, timeout_ms: int) -> None:
-        """Make the unit of work one read-only snapshot that gives up after ``timeout_ms``; call first."""
-        ...
-
-    async def last_prices(self) -> list[MarketPrice]:
-        """Each market's latest trade price (markets without trades are absent)."""
-        ...
-
-    async def asset_ids(self) -> list[AssetId]: ...
-    async def rows(self, query: HistoryQuery, rates: Rates) -> list[dict[str, Any]]:
-        """The page's rows and one more if there is one (``limit + 1`` from ``offset``)."""
-        ...
-
-    async def count(self, query: HistoryQuery, rates: Rates) -> int:
-        """How many rows the query's filters match (limit and offset aside)."""
-        ...
-
-    async def billing(self, query: HistoryQuery, rates: Rates) -> BillingTotals: ...
-    async def user_balance_in_rat(self, uid: UserId, rates: Rates) -> Decimal | None:
-        """The user's balances (all accounts) in RAT; None for an unknown user."""
-        ...
-
-    async def own_orders(
-        self, uid: UserId, account_id: AccountId | None, query: OwnOrdersQuery
-    ) -> list[dict[str, Any]]:
-        """The user's orders (of ``account_id`` only, if given), newest first."""
-        ...
-
-    async def own_order(self, uid: UserId, order_id: int) -> dict[str, Any] | None: ...
-
-
-class UnitOfWork(Protocol):
-    users: UserRepository
-    accounts: AccountRepository
-    revoked_tokens: RevokedTokenRepository
     login_failures: LoginFailureRepository
     service_tokens: ServiceTokenRepository
     app_keys: AppKeyRepository
@@ -613,7 +565,6 @@ class UnitOfWork(Protocol):
     workspace: WorkspaceRepository
     notifications: NotificationRepository
     price_alerts: PriceAlertRepository
-    history: HistoryQueries
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
