@@ -255,8 +255,8 @@ class OrderBook:
         return rows
 
     def compact(self) -> int:
-        """Drop cancelled entries and empty levels if they outnumber the live orders (keeps
-        time order). Returns after how many more rested orders to call again."""
+        """Rebuild the levels if cancelled entries and empty levels are more than twice the live
+        orders. Returns after how many more rested orders to call again."""
         live = len(self.orders)
         entries = sum(map(len, self.bids.values())) + sum(map(len, self.asks.values()))
         if entries + len(self.bids) + len(self.asks) > 3 * live + 64:
@@ -264,6 +264,7 @@ class OrderBook:
         return 2 * live + _COMPACT_SLACK
 
     def rebuild(self) -> None:
+        """Keep only live orders, in time order, and only non-empty levels."""
         for levels, heap, sign in ((self.bids, self.bid_heap, -1), (self.asks, self.ask_heap, 1)):
             kept = {}
             for price, level in levels.items():
