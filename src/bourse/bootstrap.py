@@ -22,6 +22,7 @@ from bourse.service.accounts import AccountService
 from bourse.service.callbacks import CallbackService
 from bourse.service.credentials import CredentialService
 from bourse.service.fees import FeeService
+from bourse.service.history import HistoryService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
 from bourse.service.marketdata import MarketDataService
@@ -68,6 +69,7 @@ class Container:
     workspace: WorkspaceService
     notifications: NotificationService
     price_alerts: PriceAlertService
+    history: HistoryService
     extras: dict[str, object] = field(default_factory=dict)
 
     def uow(self) -> UnitOfWork:
@@ -128,4 +130,5 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         workspace=WorkspaceService(uow, clock),
         notifications=notifications,
         price_alerts=PriceAlertService(uow, clock, bus, accounts, notifications),
+        history=HistoryService(uow, settings.root_asset),
     )

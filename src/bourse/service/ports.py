@@ -24,6 +24,7 @@ from bourse.domain.callbacks import (
     SendOutcome,
 )
 from bourse.domain.fees import CommissionProfile, CommissionRule
+from bourse.domain.history import BillingTotals, HistoryQuery, MarketPrice, OwnOrdersQuery, Rates
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
 from bourse.domain.marketdata import Candle, Interval, TradeTick
@@ -444,10 +445,41 @@ class OrderEngines(Protocol):
     async def aclose(self) -> None: ...
 
 
-class UnitOfWork(Protocol):
-    users: UserRepository
-    accounts: AccountRepository
-    revoked_tokens: RevokedTokenRepository
+class HistoryQueries(Protocol):
+    """The history server's reads (brokerage ``/api/...``); rows are keyed by the response's field
+    names, with stored values (int ids, Decimal, datetime)."""
+
+    async def read_only(self, timeout_ms: int) -> None:
+        """Make the unit of work one read-only snapshot that gives up after ``timeout_ms``; call first."""
+        ...
+
+    async def last_prices(self) -> list[MarketPrice]:
+        """Each market's latest trade price (markets without trades are absent)."""
+        ...
+
+    async def asset_ids(self) -> list[AssetId]: ...
+    async def rows(self, query: HistoryQuery, rates: Rates) -> list[dict[str, Any]]:
+        """The page's rows and one more if there is one (``limit + 1`` from ``offset``)."""
+        ...
+
+    async def count(self, query: HistoryQuery, rates: Rates) -> int:
+        """How many rows the query's filters match (limit and offset aside)."""
+        ...
+
+    async def billing(self, query: HistoryQuery, rates: Rates) -> BillingTotals: ...
+    async def user_balance_in_rat(self, uid: UserId, rates: Rates) -> Decimal | None:
+        """The user's balances (all accounts) in RAT; None for an unknown user."""
+        ...
+
+    async def own_orders(
+        self, uid: UserId, account_id: AccountId | None, query: OwnOrdersQuery
+    ) -> list[dict[str, Any]]:
+        """The user's orders (of ``account_id`` only, if given), newest first."""
+        ...
+
+    async def own_order(self, uid: UserId, order_id: int) -> dict[str, Any] | None: ...
+
+
 class WorkspaceRepository(Protocol):
     """UI settings, layouts and templates; every layout belongs to one user (ids unique per user)."""
 
@@ -549,6 +581,10 @@ class PriceAlertRepository(Protocol):
         ...
 
 
+class UnitOfWork(Protocol):
+    users: UserRepository
+    accounts: AccountRepository
+    revoked_tokens: RevokedTokenRepository
     login_failures: LoginFailureRepository
     service_tokens: ServiceTokenRepository
     app_keys: AppKeyRepository
@@ -565,6 +601,7 @@ class PriceAlertRepository(Protocol):
     workspace: WorkspaceRepository
     notifications: NotificationRepository
     price_alerts: PriceAlertRepository
+    history: HistoryQueries
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

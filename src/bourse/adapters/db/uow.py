@@ -11,6 +11,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bourse.adapters.db.history_queries import SqlHistoryQueries
 from bourse.adapters.db.identity_repos import (
     SqlAccountRepository,
     SqlAppKeyRepository,
@@ -56,6 +57,7 @@ class SqlUnitOfWork:
     workspace: ports.WorkspaceRepository
     notifications: ports.NotificationRepository
     price_alerts: ports.PriceAlertRepository
+    history: ports.HistoryQueries
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -84,6 +86,7 @@ class SqlUnitOfWork:
         self.workspace = SqlWorkspaceRepository(conn)
         self.notifications = SqlNotificationRepository(conn)
         self.price_alerts = SqlPriceAlertRepository(conn)
+        self.history = SqlHistoryQueries(conn)
         return self
 
     async def __aexit__(
