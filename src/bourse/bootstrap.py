@@ -36,6 +36,11 @@ from bourse.service.wallet import WalletService
 from bourse.service.workspace import WorkspaceService
 
 
+# Connections of the matching engine runners (one batch at a time per market), apart from the
+# request pool so that a runner always finds a connection with its statements already prepared.
+ENGINE_POOL_SIZE = 4
+
+
 def resolve_database_url(settings: Settings) -> str:
     """The configured PostgreSQL, or the embedded one under the data dir (started if needed)."""
     if settings.database_url:
@@ -71,12 +76,16 @@ class Container:
     price_alerts: PriceAlertService
     history: HistoryService
     extras: dict[str, object] = field(default_factory=dict)
+    # The engine runners' own few connections: their statements stay prepared on them.
+    trading_db: AsyncEngine | None = None
 
     def uow(self) -> UnitOfWork:
         return SqlUnitOfWork(self.engine)
 
     async def aclose(self) -> None:
         await self.trading.engines.aclose()  # the runners finish their batches before the pool goes
+        if self.trading_db is not None:
+            await self.trading_db.dispose()
         await self.engine.dispose()
 
 
@@ -89,6 +98,11 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
 
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(engine)
+
+    trading_db = make_engine(url, ENGINE_POOL_SIZE)
+
+    def trading_uow() -> UnitOfWork:
+        return SqlUnitOfWork(trading_db)
 
     identity = IdentityService(
         uow,
@@ -126,7 +140,8 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         markets=MarketService(uow, clock, bus),
         fees=FeeService(uow),
         marketdata=MarketDataService(uow, clock, bus),
-        trading=TradingService(uow, EngineHub(uow, clock, bus), accounts, settings.root_asset),
+        trading=TradingService(uow, EngineHub(trading_uow, clock, bus), accounts, settings.root_asset),
+        trading_db=trading_db,
         workspace=WorkspaceService(uow, clock),
         notifications=notifications,
         price_alerts=PriceAlertService(uow, clock, bus, accounts, notifications),

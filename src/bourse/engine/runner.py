@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,6 +158,8 @@ class MarketRunner:
         self.order_seq = 0
         self.trade_seq = 0
         self.stop_expiries: list[tuple[int, int]] = []
+        # (expiry ms, order id) of every live Gtd order: an idle runner works only when one is due.
+        self._due: list[tuple[int, int]] = []
         self.book_seq = 0
         self.commits = 0  # committed batches (tests look at group commit through it)
         self._force_checkpoint = False
@@ -284,6 +287,11 @@ class MarketRunner:
         self.live = {o.order_id: o for o in orders}
         self.order_seq, self.trade_seq = state.order_seq, state.trade_seq
         self.stop_expiries = sorted(expiries)
+        self._due = sorted(
+            (to_millis(o.cancellation_date), o.order_id)
+            for o in orders
+            if o.time_in_force is TimeInForce.GTD and o.cancellation_date is not None
+        )
 
     def _stop(self, reason: str) -> None:
         self.stopped = reason
@@ -303,12 +311,20 @@ class MarketRunner:
             batch: list[tuple[Command, asyncio.Future[Any]]] = []
             while self._queue and len(batch) < settings.max_batch:
                 batch.append(self._queue.popleft())
+            if not batch and not self._timer_due():
+                continue
             if self.stopped is not None:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(MarketStopped(self.stopped, marketId=self.market_id))
                 continue
             await self._run(batch)
+
+    def _timer_due(self) -> bool:
+        due = self._due
+        while due and due[0][1] not in self.live:
+            heapq.heappop(due)
+        return self._force_checkpoint or (bool(due) and due[0][0] <= to_millis(self._clock.now()))
 
     async def _run(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
         for attempt in (1, 2):
@@ -399,6 +415,13 @@ class MarketRunner:
                 self.live[order_id] = order
             else:
                 self.live.pop(order_id, None)
+        for order in tick.new_orders:
+            if (
+                order.is_live
+                and order.time_in_force is TimeInForce.GTD
+                and order.cancellation_date is not None
+            ):
+                heapq.heappush(self._due, (to_millis(order.cancellation_date), order.order_id))
         if self._settings.verify_digest:
             full = BookDigest.of(engine.state()).hexdigest()
             if full != self.digest.hexdigest():
