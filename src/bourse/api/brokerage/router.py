@@ -33,3 +33,7 @@ from bourse.api.brokerage import notifications, workspace  # noqa: E402
 
 router.include_router(workspace.router)
 router.include_router(notifications.router)
+
+from bourse.api.brokerage import history  # noqa: E402
+
+router.include_router(history.router)
