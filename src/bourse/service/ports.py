@@ -6,10 +6,11 @@ wires the real adapters in, tests may wire fakes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -40,6 +41,7 @@ from bourse.domain.notifications import (
     Trade,
 )
 from bourse.domain.order_views import Execution
+from bourse.domain.reports import Report, ReportFormat, ReportStatus, ReportTemplate
 from bourse.domain.trading import (
     BatchWrite,
     Checkpoint,
@@ -581,6 +583,77 @@ class PriceAlertRepository(Protocol):
         ...
 
 
+class ReportRepository(Protocol):
+    """Report runs, each owned by one user (domain/reports.py)."""
+
+    async def add(self, report: Report) -> bool:
+        """Insert; False (nothing written) when the report's template already has one for its due time."""
+        ...
+
+    async def get(self, report_id: str) -> Report | None: ...
+    async def list_for_owner(self, uid: UserId, limit: int, offset: int) -> list[Report]:
+        """Newest first."""
+        ...
+
+    async def delete(self, report_id: str) -> bool: ...
+    async def claim_next(self, now: datetime, lease_until: datetime) -> Report | None:
+        """The oldest New report, or an InProgress one whose lease passed, skipping rows another
+        process holds; set InProgress, leased until ``lease_until``, ``attempts`` counted up."""
+        ...
+
+    async def finish(
+        self,
+        report: Report,
+        status: ReportStatus,
+        reason: str | None,
+        now: datetime,
+        row_count: int | None = None,
+        file_size: int | None = None,
+    ) -> bool:
+        """Set the outcome of the claim ``report`` is (its ``attempts``); False if the report was deleted
+        or claimed again meanwhile (the outcome is then not this run's to write)."""
+        ...
+
+    async def expired_files(self, now: datetime, limit: int) -> list[Report]:
+        """Completed reports past ``expired_at`` whose file is still there, locked, skipping held rows."""
+        ...
+
+    async def mark_files_deleted(self, report_ids: Sequence[str], now: datetime) -> None: ...
+
+
+class ReportTemplateRepository(Protocol):
+    async def add(self, template: ReportTemplate) -> bool:
+        """False (nothing written) if the owner has a template of that name (not deleted)."""
+        ...
+
+    async def get(self, template_id: str) -> ReportTemplate | None:
+        """Deleted ones too (``deleted_at`` set)."""
+        ...
+
+    async def list_for_owner(self, uid: UserId) -> list[ReportTemplate]:
+        """The owner's templates not deleted, by name."""
+        ...
+
+    async def update(self, template: ReportTemplate) -> bool:
+        """Store every field but the id, owner and creation; False on a name the owner uses already."""
+        ...
+
+    async def claim_due(self, now: datetime, limit: int) -> list[ReportTemplate]:
+        """Templates not deleted whose ``next_run_at`` is at or before ``now``, locked until the
+        transaction ends, skipping rows another process holds."""
+        ...
+
+    async def set_next_run(self, template_id: str, next_run_at: datetime | None) -> None: ...
+
+
+class ReportRows(Protocol):
+    """A history query's every row, streamed (a server-side cursor): never all in memory."""
+
+    def stream(self, query: HistoryQuery, rates: Rates, batch: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of rows in the query's sort, keyed like ``HistoryQueries.rows``; limit and offset aside."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -602,6 +675,9 @@ class UnitOfWork(Protocol):
     notifications: NotificationRepository
     price_alerts: PriceAlertRepository
     history: HistoryQueries
+    reports: ReportRepository
+    report_templates: ReportTemplateRepository
+    report_rows: ReportRows
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -669,6 +745,48 @@ class CallbackSender(Protocol):
     Never follows redirects; network errors and timeouts come back as an outcome, not an exception."""
 
     async def post(self, target: CallbackTarget, ip: IPAddress, body: bytes) -> SendOutcome: ...
+
+
+class ReportWriter(Protocol):
+    """One report file being written; blocking calls (the service runs them in a thread)."""
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None: ...
+    def finish(self) -> int:
+        """Close and publish the file; its size in bytes."""
+        ...
+
+    def abort(self) -> None:
+        """Remove what was written."""
+        ...
+
+
+class ReportFiles(Protocol):
+    """Where report files live (the data dir)."""
+
+    def create(self, report_id: str, fmt: ReportFormat, columns: Sequence[str]) -> ReportWriter: ...
+    def path(self, report_id: str, fmt: ReportFormat) -> Path | None:
+        """The finished file, if it is there."""
+        ...
+
+    def delete(self, report_id: str, fmt: ReportFormat) -> None: ...
+
+
+class MailError(Exception):
+    """A mail was not accepted by the server (or the server was not reached)."""
+
+
+class Mailer(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+    async def send(self, recipients: Sequence[str], subject: str, body: str) -> None:
+        """Send one plain-text mail; MailError if it was not accepted."""
+        ...
+
+
+class ChartRenderer(Protocol):
+    def render(self, title: str, candles: Sequence[Candle], start: datetime, end: datetime) -> bytes:
+        """A PNG of the candles over [start, end]; one that says so when there are none."""
+        ...
 
 
 # --- events ------------------------------------------------------------------------------------

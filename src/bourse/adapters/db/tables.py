@@ -147,6 +147,7 @@ audit_log = Table(
 from bourse.adapters.db import (  # noqa: E402
     ledger_tables,
     market_tables,
+    report_tables,
     trading_tables,
     transfer_tables,
     wallet_tables,
@@ -157,6 +158,7 @@ __all__ = [
     "ledger_tables",
     "market_tables",
     "metadata",
+    "report_tables",
     "trading_tables",
     "transfer_tables",
     "wallet_tables",

@@ -24,6 +24,7 @@ from bourse.adapters.db.identity_repos import (
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
 from bourse.adapters.db.market_repos import SqlCommissionRepository, SqlMarketRepository
 from bourse.adapters.db.marketdata_repos import SqlMarketDataRepository
+from bourse.adapters.db.report_repos import SqlReportRepository, SqlReportRows, SqlReportTemplateRepository
 from bourse.adapters.db.trading_repos import SqlTradingRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
@@ -58,6 +59,9 @@ class SqlUnitOfWork:
     notifications: ports.NotificationRepository
     price_alerts: ports.PriceAlertRepository
     history: ports.HistoryQueries
+    reports: ports.ReportRepository
+    report_templates: ports.ReportTemplateRepository
+    report_rows: ports.ReportRows
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -87,6 +91,9 @@ class SqlUnitOfWork:
         self.notifications = SqlNotificationRepository(conn)
         self.price_alerts = SqlPriceAlertRepository(conn)
         self.history = SqlHistoryQueries(conn)
+        self.reports = SqlReportRepository(conn)
+        self.report_templates = SqlReportTemplateRepository(conn)
+        self.report_rows = SqlReportRows(conn)
         return self
 
     async def __aexit__(
