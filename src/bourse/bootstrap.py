@@ -8,18 +8,22 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bourse.adapters.bus.inproc import InProcEventBus
+from bourse.adapters.charting import PillowChartRenderer
 from bourse.adapters.crypto import Argon2PasswordHasher, FernetCipher, JwtCodec, SystemClock, TotpCodes
 from bourse.adapters.db.embedded import start_embedded
 from bourse.adapters.db.engine import asyncpg_url, make_engine
 from bourse.adapters.db.migrate import head_revision, upgrade
 from bourse.adapters.db.uow import SqlDatabase, SqlUnitOfWork
+from bourse.adapters.mail import DisabledMailer, SmtpMailer
 from bourse.adapters.ratelimit import LimitsRateLimiter
+from bourse.adapters.reportfiles import LocalReportFiles
 from bourse.adapters.webhook import HttpxCallbackSender, SystemResolver
 from bourse.config import Settings
 from bourse.domain.callbacks import CallbackPolicy
 from bourse.engine import EngineHub
 from bourse.service.accounts import AccountService
 from bourse.service.callbacks import CallbackService
+from bourse.service.charting import ChartService
 from bourse.service.credentials import CredentialService
 from bourse.service.fees import FeeService
 from bourse.service.history import HistoryService
@@ -28,8 +32,9 @@ from bourse.service.ledger import LedgerService
 from bourse.service.marketdata import MarketDataService
 from bourse.service.markets import MarketService
 from bourse.service.notifications import NotificationService
-from bourse.service.ports import Clock, EventBus, PasswordHasher, UnitOfWork
+from bourse.service.ports import Clock, EventBus, Mailer, PasswordHasher, UnitOfWork
 from bourse.service.price_alerts import PriceAlertService
+from bourse.service.reports import ReportService
 from bourse.service.trading import TradingService
 from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
@@ -75,6 +80,9 @@ class Container:
     notifications: NotificationService
     price_alerts: PriceAlertService
     history: HistoryService
+    reports: ReportService
+    mailer: Mailer
+    charts: ChartService
     extras: dict[str, object] = field(default_factory=dict)
     # The engine runners' own few connections: their statements stay prepared on them.
     trading_db: AsyncEngine | None = None
@@ -87,6 +95,20 @@ class Container:
         if self.trading_db is not None:
             await self.trading_db.dispose()
         await self.engine.dispose()
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    if not settings.smtp_host:
+        return DisabledMailer()
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpMailer(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_from,
+        username=settings.smtp_username,
+        password=password,
+        starttls=settings.smtp_starttls,
+    )
 
 
 def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
@@ -123,6 +145,19 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
     bus = InProcEventBus()
     accounts = AccountService(uow, settings.root_asset)
     notifications = NotificationService(uow, clock, bus, accounts)
+    marketdata = MarketDataService(uow, clock, bus)
+    mailer = make_mailer(settings)
+    reports = ReportService(
+        uow,
+        clock,
+        LocalReportFiles(settings.data_dir / "reports"),
+        mailer,
+        notifications,
+        root_asset=settings.root_asset,
+        public_url=settings.base_url,
+        retention=timedelta(days=settings.report_retention_days),
+        timeout_seconds=settings.report_timeout_seconds,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -139,11 +174,14 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         bus=bus,
         markets=MarketService(uow, clock, bus),
         fees=FeeService(uow),
-        marketdata=MarketDataService(uow, clock, bus),
+        marketdata=marketdata,
         trading=TradingService(uow, EngineHub(trading_uow, clock, bus), accounts, settings.root_asset),
         trading_db=trading_db,
         workspace=WorkspaceService(uow, clock),
         notifications=notifications,
         price_alerts=PriceAlertService(uow, clock, bus, accounts, notifications),
         history=HistoryService(uow, settings.root_asset),
+        reports=reports,
+        mailer=mailer,
+        charts=ChartService(marketdata, PillowChartRenderer(), clock),
     )

@@ -58,6 +58,20 @@ class Settings(BaseSettings):
         description="start every market's engine at start-up (rebuild and check its book) instead of on first use",
     )
 
+    smtp_host: str | None = Field(default=None, description="SMTP server for report mails; unset: no mail")
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "bourse@localhost"
+    smtp_starttls: bool | None = Field(
+        default=None, description="true: require STARTTLS; false: never; unset: when the server offers it"
+    )
+    public_url: str | None = Field(
+        default=None, description="the API's address as users reach it (links in mails); unset: http://HOST:PORT"
+    )
+    report_retention_days: int = Field(default=7, ge=1, description="a report downloads for this long")
+    report_timeout_seconds: int = Field(default=1800, ge=1, description="longest a report may run")
+
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_shape(cls, value: str) -> str:
@@ -78,6 +92,11 @@ class Settings(BaseSettings):
         if len(self.jwt_secret.get_secret_value()) < 32:
             raise ValueError("BOURSE_JWT_SECRET must be at least 32 characters")
         return self
+
+    @property
+    def base_url(self) -> str:
+        """Where users reach the API (``public_url``, else this process's host and port)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def rate_limit_per_second(self) -> tuple[int, int] | None:

@@ -3,7 +3,7 @@
 Started by the app's lifespan when ``Settings.background_jobs`` is on (the
 default); the test client never runs the lifespan, and tests that want a job
 start one themselves. Jobs: transfer callback delivery; the market data consumer; the price
-alert consumer.
+alert consumer; reports (the scheduler, the worker, the expiry of report files).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from bourse.bootstrap import Container
 log = structlog.get_logger("bourse.jobs")
 
 CALLBACK_POLL_SECONDS = 0.5
+REPORT_POLL_SECONDS = 1.0
+REPORT_SCHEDULE_SECONDS = 5.0
+REPORT_EXPIRY_SECONDS = 300.0
 
 
 class PollingJob:
@@ -117,7 +120,37 @@ def price_alert_job(container: Container) -> ServiceTask:
     return ServiceTask("price-alerts", container.price_alerts.run)
 
 
+def report_jobs(
+    container: Container,
+    *,
+    poll: float = REPORT_POLL_SECONDS,
+    schedule: float = REPORT_SCHEDULE_SECONDS,
+    expiry: float = REPORT_EXPIRY_SECONDS,
+) -> list[PollingJob]:
+    """Reports (service/reports.py): due templates become reports (each due time once, whichever
+    process claims it), pending reports are run one at a time, expired report files are deleted."""
+    reports = container.reports
+
+    async def scheduler() -> bool:
+        return await reports.schedule_due() > 0
+
+    async def expiry_step() -> bool:
+        await reports.expire_files()
+        return False
+
+    return [
+        PollingJob("report-schedule", scheduler, schedule),
+        PollingJob("reports", reports.work_once, poll),
+        PollingJob("report-expiry", expiry_step, expiry),
+    ]
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
     return BackgroundJobs(
-        [callback_delivery_job(container), marketdata_job(container), price_alert_job(container)]
+        [
+            callback_delivery_job(container),
+            marketdata_job(container),
+            price_alert_job(container),
+            *report_jobs(container),
+        ]
     ).start()
