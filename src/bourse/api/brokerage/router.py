@@ -37,3 +37,7 @@ router.include_router(notifications.router)
 from bourse.api.brokerage import history  # noqa: E402
 
 router.include_router(history.router)
+
+from bourse.api.brokerage import reports  # noqa: E402
+
+router.include_router(reports.router)
