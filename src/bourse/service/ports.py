@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from bourse.domain.account_groups import AccountGroup
 from bourse.domain.audit import AuditEntry
 from bourse.domain.callbacks import (
     CallbackAttempt,
@@ -24,10 +25,12 @@ from bourse.domain.callbacks import (
     IPAddress,
     SendOutcome,
 )
+from bourse.domain.categories import CategoryRow, CategoryTree
 from bourse.domain.fees import CommissionProfile, CommissionRule
 from bourse.domain.history import BillingTotals, HistoryQuery, MarketPrice, OwnOrdersQuery, Rates
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
+from bourse.domain.market_files import FileFormat, FileStatus, MarketFile, Progress, Sheet
 from bourse.domain.marketdata import Candle, Interval, TradeTick
 from bourse.domain.markets import Market, MarketQuery
 from bourse.domain.notifications import (
@@ -654,6 +657,92 @@ class ReportRows(Protocol):
         ...
 
 
+class CategoryRepository(Protocol):
+    """The market category tree, replaced whole."""
+
+    async def lock(self) -> None:
+        """Make tree replacements take turns until the transaction ends (reads are not blocked)."""
+        ...
+
+    async def tree(self) -> CategoryTree:
+        """The stored tree (siblings in order) and every market it names."""
+        ...
+
+    async def existing_markets(self, market_ids: Sequence[str]) -> set[str]:
+        """Which of ``market_ids`` name a market."""
+        ...
+
+    async def replace(self, rows: Sequence[CategoryRow], at: datetime) -> None:
+        """Delete the tree and store ``rows`` (parents before children) in its place."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedFile:
+    """A market file a worker leased for processing: the file as stored and where it stands."""
+
+    file: MarketFile
+    content: bytes
+    token: str
+    attempts: int  # including this claim
+    progress: Progress
+    requested_by_uid: UserId
+    request_id: str | None
+
+
+class MarketFileRepository(Protocol):
+    """Market file imports and exports with their background job state."""
+
+    async def add(self, file: MarketFile, content: bytes | None, uid: UserId, request_id: str | None) -> None: ...
+    async def get(self, file_id: str) -> MarketFile | None: ...
+    async def content(self, file_id: str) -> bytes | None: ...
+    async def claim(self, now: datetime, lease_until: datetime, token: str) -> ClaimedFile | None:
+        """The oldest InProcess file no worker holds a live lease on (skipping rows another worker is
+        claiming), leased to ``token`` until ``lease_until``; None when there is none."""
+        ...
+
+    async def save(self, file_id: str, token: str, progress: Progress, lease_until: datetime, now: datetime) -> bool:
+        """Record progress and extend the lease; False (nothing written) once ``token`` lost the lease."""
+        ...
+
+    async def finish(
+        self,
+        file_id: str,
+        token: str,
+        status: FileStatus,
+        progress: Progress,
+        error: str | None,
+        now: datetime,
+        *,
+        content: bytes | None = None,
+    ) -> bool:
+        """Set the final status (and an export's content); False once ``token`` lost the lease."""
+        ...
+
+
+class AccountGroupRepository(Protocol):
+    async def add(self, group: AccountGroup, at: datetime) -> None:
+        """Conflict if the id exists."""
+        ...
+
+    async def get(self, group_id: str, *, for_update: bool = False) -> AccountGroup | None: ...
+    async def list(self) -> list[AccountGroup]:
+        """By id."""
+        ...
+
+    async def update(self, group: AccountGroup, at: datetime) -> None:
+        """NotFound if missing."""
+        ...
+
+    async def group_of_account(self, account_id: AccountId) -> str | None:
+        """None if the account does not exist."""
+        ...
+
+    async def set_account_group(self, account_id: AccountId, group_id: str) -> bool:
+        """False if the account does not exist."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -675,6 +764,9 @@ class UnitOfWork(Protocol):
     notifications: NotificationRepository
     price_alerts: PriceAlertRepository
     history: HistoryQueries
+    categories: CategoryRepository
+    market_files: MarketFileRepository
+    account_groups: AccountGroupRepository
     reports: ReportRepository
     report_templates: ReportTemplateRepository
     report_rows: ReportRows
@@ -787,6 +879,16 @@ class ChartRenderer(Protocol):
     def render(self, title: str, candles: Sequence[Candle], start: datetime, end: datetime) -> bytes:
         """A PNG of the candles over [start, end]; one that says so when there are none."""
         ...
+
+
+class SheetCodec(Protocol):
+    """Rows of cells in and out of CSV and XLSX files (adapters/sheets.py)."""
+
+    def read(self, fmt: FileFormat, content: bytes, max_rows: int) -> Sheet:
+        """The non-blank rows (at most ``max_rows``) with their row numbers; InvalidInput if unreadable."""
+        ...
+
+    def write(self, fmt: FileFormat, rows: Sequence[Sequence[object]]) -> bytes: ...
 
 
 # --- events ------------------------------------------------------------------------------------

@@ -82,6 +82,9 @@ accounts = Table(
     # Added by migration 0005 (market_tables.commission_profiles); every account pays by a profile.
     Column("commission_profile_id", Text, ForeignKey("commission_profiles.id"), nullable=False,
            server_default="default"),
+    # Added by migration 0011 (backoffice_tables.account_groups); every account is in one group.
+    Column("account_group_id", Text, ForeignKey("account_groups.id"), nullable=False, index=True,
+           server_default="default"),
     Index("uq_accounts_one_default_per_user", "uid", unique=True, postgresql_where=text("is_default")),
 )
 
@@ -145,6 +148,7 @@ audit_log = Table(
 
 # Other storage concerns add their tables to the same metadata; Alembic must see them all.
 from bourse.adapters.db import (  # noqa: E402
+    backoffice_tables,
     ledger_tables,
     market_tables,
     report_tables,
@@ -155,6 +159,7 @@ from bourse.adapters.db import (  # noqa: E402
 )
 
 __all__ = [
+    "backoffice_tables",
     "ledger_tables",
     "market_tables",
     "metadata",

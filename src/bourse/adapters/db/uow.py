@@ -11,6 +11,11 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bourse.adapters.db.backoffice_repos import (
+    SqlAccountGroupRepository,
+    SqlCategoryRepository,
+    SqlMarketFileRepository,
+)
 from bourse.adapters.db.history_queries import SqlHistoryQueries
 from bourse.adapters.db.identity_repos import (
     SqlAccountRepository,
@@ -59,6 +64,9 @@ class SqlUnitOfWork:
     notifications: ports.NotificationRepository
     price_alerts: ports.PriceAlertRepository
     history: ports.HistoryQueries
+    categories: ports.CategoryRepository
+    market_files: ports.MarketFileRepository
+    account_groups: ports.AccountGroupRepository
     reports: ports.ReportRepository
     report_templates: ports.ReportTemplateRepository
     report_rows: ports.ReportRows
@@ -91,6 +99,9 @@ class SqlUnitOfWork:
         self.notifications = SqlNotificationRepository(conn)
         self.price_alerts = SqlPriceAlertRepository(conn)
         self.history = SqlHistoryQueries(conn)
+        self.categories = SqlCategoryRepository(conn)
+        self.market_files = SqlMarketFileRepository(conn)
+        self.account_groups = SqlAccountGroupRepository(conn)
         self.reports = SqlReportRepository(conn)
         self.report_templates = SqlReportTemplateRepository(conn)
         self.report_rows = SqlReportRows(conn)
