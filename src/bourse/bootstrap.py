@@ -17,18 +17,22 @@ from bourse.adapters.db.uow import SqlDatabase, SqlUnitOfWork
 from bourse.adapters.mail import DisabledMailer, SmtpMailer
 from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.adapters.reportfiles import LocalReportFiles
+from bourse.adapters.sheets import CsvXlsxCodec
 from bourse.adapters.webhook import HttpxCallbackSender, SystemResolver
 from bourse.config import Settings
 from bourse.domain.callbacks import CallbackPolicy
 from bourse.engine import EngineHub
+from bourse.service.account_groups import AccountGroupService
 from bourse.service.accounts import AccountService
 from bourse.service.callbacks import CallbackService
+from bourse.service.categories import CategoryService
 from bourse.service.charting import ChartService
 from bourse.service.credentials import CredentialService
 from bourse.service.fees import FeeService
 from bourse.service.history import HistoryService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
+from bourse.service.market_files import MarketFileService
 from bourse.service.marketdata import MarketDataService
 from bourse.service.markets import MarketService
 from bourse.service.notifications import NotificationService
@@ -80,6 +84,9 @@ class Container:
     notifications: NotificationService
     price_alerts: PriceAlertService
     history: HistoryService
+    categories: CategoryService
+    market_files: MarketFileService
+    account_groups: AccountGroupService
     reports: ReportService
     mailer: Mailer
     charts: ChartService
@@ -145,6 +152,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
     bus = InProcEventBus()
     accounts = AccountService(uow, settings.root_asset)
     notifications = NotificationService(uow, clock, bus, accounts)
+    markets = MarketService(uow, clock, bus)
     marketdata = MarketDataService(uow, clock, bus)
     mailer = make_mailer(settings)
     reports = ReportService(
@@ -172,7 +180,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         callbacks=CallbackService(uow, clock, callback_policy, SystemResolver(), HttpxCallbackSender()),
         wallet=WalletService(uow, clock),
         bus=bus,
-        markets=MarketService(uow, clock, bus),
+        markets=markets,
         fees=FeeService(uow),
         marketdata=marketdata,
         trading=TradingService(uow, EngineHub(trading_uow, clock, bus), accounts, settings.root_asset),
@@ -181,6 +189,9 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         notifications=notifications,
         price_alerts=PriceAlertService(uow, clock, bus, accounts, notifications),
         history=HistoryService(uow, settings.root_asset),
+        categories=CategoryService(uow, clock),
+        market_files=MarketFileService(uow, clock, markets, CsvXlsxCodec()),
+        account_groups=AccountGroupService(uow, clock),
         reports=reports,
         mailer=mailer,
         charts=ChartService(marketdata, PillowChartRenderer(), clock),

@@ -28,6 +28,12 @@ class AuditAction(StrEnum):
     COMMISSION_PROFILE_CREATED = "commission_profile.created"
     COMMISSION_PROFILE_ASSIGNED = "commission_profile.assigned"
     COMMISSION_RULES_CHANGED = "commission_rules.changed"
+    MARKET_CATEGORIES_REPLACED = "market_categories.replaced"
+    MARKET_FILE_UPLOADED = "market_file.uploaded"
+    MARKET_EXPORT_REQUESTED = "market_export.requested"
+    ACCOUNT_GROUP_CREATED = "account_group.created"
+    ACCOUNT_GROUP_UPDATED = "account_group.updated"
+    ACCOUNT_GROUP_ASSIGNED = "account_group.assigned"
 
 
 @dataclass(frozen=True, slots=True)

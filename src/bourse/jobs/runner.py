@@ -19,6 +19,7 @@ from bourse.bootstrap import Container
 log = structlog.get_logger("bourse.jobs")
 
 CALLBACK_POLL_SECONDS = 0.5
+MARKET_FILES_POLL_SECONDS = 1.0
 REPORT_POLL_SECONDS = 1.0
 REPORT_SCHEDULE_SECONDS = 5.0
 REPORT_EXPIRY_SECONDS = 300.0
@@ -145,12 +146,18 @@ def report_jobs(
     ]
 
 
+def market_files_job(container: Container, interval: float = MARKET_FILES_POLL_SECONDS) -> PollingJob:
+    """Market file imports and exports (service/market_files.py), one file at a time."""
+    return PollingJob("market-files", container.market_files.process_next, interval)
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
     return BackgroundJobs(
         [
             callback_delivery_job(container),
             marketdata_job(container),
             price_alert_job(container),
+            market_files_job(container),
             *report_jobs(container),
         ]
     ).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from bourse.domain.account_groups import DEFAULT_GROUP_ID
 from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import InvalidInput, NotFound
 from bourse.domain.identity import Principal
@@ -89,17 +90,18 @@ class AccountService:
         if not name or len(name) > 64:
             raise InvalidInput("accountName must have 1-64 characters", field="accountName")
         kind = parse_account_type(account_type)
-        if account_group_id:
-            # Account groups arrive with the back-office issue; refusing beats silently ignoring.
-            raise InvalidInput("account groups are not supported yet; omit accountGroupId",
-                               field="accountGroupId")
+        group_id = account_group_id or DEFAULT_GROUP_ID
         async with self._uow() as uow:
             if await uow.users.get(uid) is None:
                 raise NotFound(f"user {uid} not found", field="userId")
+            if await uow.account_groups.get(group_id) is None:
+                raise NotFound(f"account group {group_id} not found", field="accountGroupId")
             account = await uow.accounts.add(new_account_id(), uid, name, kind, False)
+            if group_id != DEFAULT_GROUP_ID:  # a new account is in the default group already
+                await uow.account_groups.set_account_group(account.account_id, group_id)
             await uow.audit.append(AuditEntry(principal.username, AuditAction.ACCOUNT_OPENED,
                                               f"account:{account.account_id}", meta.request_id, meta.ip,
-                                              {"uid": uid, "accountType": kind}))
+                                              {"uid": uid, "accountType": kind, "accountGroupId": group_id}))
             await uow.commit()
         return account
 
