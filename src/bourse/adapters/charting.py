@@ -91,7 +91,12 @@ class PillowChartRenderer:
         span = last - first
         for i in range(5):
             moment = first + span * i / 4
-            text = f"{moment:%H:%M}" if span <= timedelta(days=2) else f"{moment:%Y-%m-%d}"
+            if span <= timedelta(days=1):
+                text = f"{moment:%H:%M}"
+            elif span <= timedelta(days=10):
+                text = f"{moment:%m-%d %H:%M}"
+            else:
+                text = f"{moment:%Y-%m-%d}"
             column = x(moment)
             draw.line([(column, TOP), (column, TOP + plot_h)], fill=GRID)
             width = draw.textlength(text, font=self._font)
