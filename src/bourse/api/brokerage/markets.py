@@ -1,5 +1,5 @@
 """Markets (brokerage-platform.md): back office ``/back-api/backoffice/v2/markets...`` and front
-office ``/frontoffice/api/v3|v4/markets...``, ``/v4/markets-categories``, ``/v3/info``.
+office ``/frontoffice/api/v3|v4/markets...``, ``/v3/info`` (categories: categories.py).
 
 Shapes here, rules in ``domain/markets.py`` and ``service/markets.py``. Back-office
 bodies are passed to the domain as JSON objects so every field error names the
@@ -294,16 +294,6 @@ async def v4_markets(services: Services, principal: Trader) -> list[dict[str, An
 @frontoffice.get("/v4/markets/{market_id}")
 async def v4_market(market_id: str, services: Services, principal: Trader) -> dict[str, Any]:
     return v4_view(await services.markets.shown(principal, market_id))
-
-
-@frontoffice.get("/v4/markets-categories")
-async def v4_categories(services: Services, principal: Trader) -> dict[str, Any]:
-    """Flat until the back office's category tree exists: one category "All" holding every listed
-    market (``markets``, a bourse extension: the spec's shape names no markets)."""
-    markets = await services.markets.listed(principal)
-    return {
-        "categories": [{"id": "all", "name": "All", "categories": [], "markets": [m.id for m in markets]}]
-    }
 
 
 @frontoffice.get("/v3/info")

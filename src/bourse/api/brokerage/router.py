@@ -18,8 +18,19 @@ from bourse.api.brokerage import marketdata  # noqa: E402
 
 router.include_router(marketdata.router)
 
-from bourse.api.brokerage import commissions, markets  # noqa: E402
+from bourse.api.brokerage import (  # noqa: E402
+    account_groups,
+    categories,
+    commissions,
+    market_files,
+    markets,
+)
 
+# Before markets.backoffice: its GET /markets/{marketId} would take /markets/download.
+router.include_router(market_files.router)
+router.include_router(categories.backoffice)
+router.include_router(categories.frontoffice)
+router.include_router(account_groups.router)
 router.include_router(markets.backoffice)
 router.include_router(markets.frontoffice)
 router.include_router(commissions.router)
