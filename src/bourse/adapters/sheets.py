@@ -106,11 +106,16 @@ def _read_xlsx(content: bytes, max_rows: int) -> Sheet:
             if not book.worksheets:
                 return rows
             sheet = book.worksheets[0]
-            for number, cells in enumerate(sheet.iter_rows(max_col=MAX_COLUMNS, values_only=True), start=1):
+            # One column past the limit is read to refuse a sheet that uses it (reading every
+            # column could mean 16,384 cells per row).
+            sheet_rows = sheet.iter_rows(max_col=MAX_COLUMNS + 1, values_only=True)
+            for number, cells in enumerate(sheet_rows, start=1):
                 if len(rows) >= max_rows:
                     break
+                if len(cells) > MAX_COLUMNS and not _blank(cells[MAX_COLUMNS:]):
+                    raise InvalidInput(f"row {number} has more than {MAX_COLUMNS} columns", field="file")
                 if not _blank(cells):
-                    rows.append((number, list(cells)))
+                    rows.append((number, list(cells[:MAX_COLUMNS])))
         finally:
             book.close()
     except InvalidInput:

@@ -280,12 +280,17 @@ async def test_a_file_that_cannot_be_read_fails_whole(client, container, staff, 
     no_id = await upload(client, staff, csv_bytes([["priceScale"], ["2"]]))
     duplicate = await upload(client, staff, csv_bytes([["marketId", "MarketId"], ["A", "B"]]))
     not_a_workbook = await upload(client, staff, b"PK\x03\x04 not really a zip", name="m.xlsx")
+    wide = [["marketId"], ["BTCUSDT", *[None] * 99, "column 101"]]
+    wide_xlsx = await upload(client, staff, xlsx_bytes(wide), name="m.xlsx")
+    wide_csv = await upload(client, staff, csv_bytes([["marketId"], ["BTCUSDT", *[""] * 99, "x"]]))
     await run_jobs(container)
     for file_id, words in (
         (unknown_column, "colour"),
         (no_id, "marketId"),
         (duplicate, "twice"),
         (not_a_workbook, "XLSX"),
+        (wide_xlsx, "more than 100 columns"),
+        (wide_csv, "more than 100 columns"),
     ):
         got = await status(client, staff, file_id)
         assert (got["status"], got["created"], got["errors"]) == ("Failed", 0, 0), got
