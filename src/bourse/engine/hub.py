@@ -8,7 +8,8 @@ from decimal import Decimal
 import structlog
 
 from bourse.domain.markets import Market
-from bourse.domain.trading import Order, OrderRequest
+from bourse.domain.order_requests import OrderRequest
+from bourse.domain.trading import Order
 from bourse.domain.values import AccountId
 from bourse.engine.runner import CancelCommand, FeeTermsCache, MarketRunner, PlaceCommand, RunnerSettings
 from bourse.service.ports import Clock, EventBus, UnitOfWorkFactory

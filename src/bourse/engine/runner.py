@@ -24,11 +24,10 @@ import asyncio
 import contextlib
 import heapq
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import structlog
 
@@ -40,11 +39,10 @@ from bourse.domain.errors import (
     InvariantViolation,
     NotFound,
 )
-from bourse.domain.fees import CommissionRule, select_rule
 from bourse.domain.ledger import account_owner
 from bourse.domain.markets import Market
 from bourse.domain.matching import EngineState, MatchingEngine, WaitingStop
-from bourse.domain.order_views import order_v3
+from bourse.domain.order_requests import to_millis
 from bourse.domain.orders import Side, TimeInForce
 from bourse.domain.trading import (
     BatchWrite,
@@ -52,81 +50,26 @@ from bourse.domain.trading import (
     FeeTerms,
     MarketStopped,
     Order,
-    OrderRequest,
-    to_millis,
 )
-from bourse.domain.values import AccountId, format_decimal
+from bourse.domain.values import AccountId
+from bourse.engine.commands import (
+    CancelCommand,
+    Command,
+    EngineFailure,
+    FeeTermsCache,
+    Noop,
+    PlaceCommand,
+    RunnerSettings,
+)
 from bourse.engine.digest import BookDigest
+from bourse.engine.events import publish_batch
 from bourse.engine.tick import NotOpen, Tick, converted_stop_buy, engine_command, resting_order
 from bourse.service.ports import Clock, EventBus, SubscriptionDropped, UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("bourse.engine")
 
-BOOK_LEVELS = 50
 # A market changed in this process is re-read at once (its bus event), one changed elsewhere within this.
 MARKET_REFRESH_SECONDS = 1.0
-
-
-class EngineFailure(BourseError):
-    """A batch could not be committed; it was not acknowledged and the book was rebuilt from the database."""
-
-    code = "engine_failure"
-
-
-class PlaceCommand(NamedTuple):
-    account_id: AccountId
-    request: OrderRequest
-
-
-class CancelCommand(NamedTuple):
-    account_id: AccountId
-    order_id: int
-    stop_only: bool = False
-
-
-class Noop(NamedTuple):
-    """Run a batch now (tests: let Gtd expiry happen after moving the clock)."""
-
-
-Command = PlaceCommand | CancelCommand | Noop
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerSettings:
-    max_batch: int = 512
-    # How often an idle runner wakes to expire Gtd orders.
-    idle_seconds: float = 0.25
-    # Recompute the digest from the whole book after every commit and compare (tests).
-    verify_digest: bool = False
-
-
-class FeeTermsCache:
-    """Each account's commission rules, read once per ``ttl`` seconds (shared by every runner).
-
-    An order's fee terms are fixed when it is placed, so a changed profile applies to orders
-    placed at most ``ttl`` seconds after the change.
-    """
-
-    def __init__(self, ttl: float = 5.0) -> None:
-        self._ttl = ttl
-        self._rules: dict[AccountId, tuple[float, list[CommissionRule]]] = {}
-
-    async def terms(
-        self, uow: UnitOfWork, accounts: Sequence[AccountId], market: Market
-    ) -> dict[AccountId, FeeTerms]:
-        now = asyncio.get_running_loop().time()
-        out: dict[AccountId, FeeTerms] = {}
-        for account in accounts:
-            cached = self._rules.get(account)
-            if cached is None or cached[0] < now:
-                rules = await uow.commissions.rules_for_account(account)
-                if rules is None:
-                    raise NotFound(f"account {account} not found", field="accountId")
-                if len(self._rules) > 100_000:
-                    self._rules.clear()
-                cached = self._rules[account] = (now + self._ttl, rules)
-            out[account] = FeeTerms.of(select_rule(cached[1], market))
-        return out
 
 
 class MarketRunner:
@@ -588,44 +531,9 @@ class MarketRunner:
                 future.set_exception(InvariantViolation(f"no result for {type(command).__name__}"))
 
     def _publish(self, tick: Tick, market: Market, trade_ids: dict[int, int], ts: int) -> None:
-        bus, m = self._bus, market.id
-        for t in tick.trades:
-            bus.publish(
-                f"trades.{m}",
-                {
-                    "marketId": m,
-                    "tradeId": trade_ids.get(t.market_seq),
-                    "price": format_decimal(t.price),
-                    "amount": format_decimal(t.amount),
-                    "quoteAmount": format_decimal(t.quote_amount),
-                    "takerSide": t.taker_side.value,
-                    "ts": ts,
-                },
-            )
         if tick.book_changed:
             self.book_seq += 1
-            spec = market.spec()
-            bids, asks = self.engine.depth(BOOK_LEVELS)
-            bus.publish(
-                f"book.{m}",
-                {
-                    "marketId": m,
-                    "seq": self.book_seq,
-                    "bids": [
-                        [format_decimal(spec.ticks_to_price(p)), format_decimal(spec.lots_to_quantity(q))]
-                        for p, q, _ in bids
-                    ],
-                    "asks": [
-                        [format_decimal(spec.ticks_to_price(p)), format_decimal(spec.lots_to_quantity(q))]
-                        for p, q, _ in asks
-                    ],
-                    "ts": ts,
-                },
-            )
-        for order in tick.touched.values():
-            bus.publish(f"orders.{order.account_id}", order_v3(order, market))
-        for account, assets in tick.balances.items():
-            bus.publish(f"balances.{account}", {"accountId": account, "assetIds": sorted(assets), "ts": ts})
+        publish_batch(self._bus, tick, market, self.engine, trade_ids, self.book_seq, ts)
 
     # --- views for the service -----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from bourse.domain.ledger import LedgerTransaction, account_owner
 from bourse.domain.markets import Market
 from bourse.domain.matching import CancelOrder, EventKind, MatchingEngine, PlaceOrder, RawEvent, RestingOrder
 from bourse.domain.matching.commands import GTC_LIMIT, OrderTerms
+from bourse.domain.order_requests import OrderRequest, to_millis
 from bourse.domain.orders import (
     ClientOrderId,
     OrderEvent,
@@ -45,7 +46,6 @@ from bourse.domain.trading import (
     FeeTerms,
     Fill,
     Order,
-    OrderRequest,
     TradeRecord,
     check_order,
     hold_transaction,
@@ -54,7 +54,6 @@ from bourse.domain.trading import (
     release_transaction,
     reservation,
     settle_trade,
-    to_millis,
 )
 from bourse.domain.values import AccountId, AssetId
 from bourse.engine.digest import BookDigest, resting_term, stop_term

@@ -43,17 +43,10 @@ from bourse.domain.notifications import (
     PriceCondition,
     Trade,
 )
+from bourse.domain.order_requests import OrderRequest
 from bourse.domain.order_views import Execution
 from bourse.domain.reports import Report, ReportFormat, ReportStatus, ReportTemplate
-from bourse.domain.trading import (
-    BatchWrite,
-    Checkpoint,
-    ExecutionRow,
-    Order,
-    OrderQuery,
-    OrderRequest,
-    TradeRecord,
-)
+from bourse.domain.trading import BatchWrite, Checkpoint, Order, OrderQuery
 from bourse.domain.transfers import Transfer
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
@@ -371,7 +364,6 @@ class MarketDataRepository(Protocol):
 class TradingRepository(Protocol):
     """Orders, executions, trades and engine checkpoints (only a market's engine runner writes them)."""
 
-    async def next_order_ids(self, count: int) -> list[int]: ...
     async def prepare(
         self, count: int, keys: Sequence[tuple[str, str]]
     ) -> tuple[list[int], dict[tuple[str, str], Decimal]]:
@@ -392,18 +384,6 @@ class TradingRepository(Protocol):
         """(orderId, fingerprint) of each reserved (account, clientOrderId) pair."""
         ...
 
-    async def available(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
-        """Available balance per (ledger owner, asset); missing accounts are absent."""
-        ...
-
-    async def insert_trades(self, trades: Sequence[TradeRecord]) -> dict[int, int]:
-        """Store the trades; their ids by market_seq."""
-        ...
-
-    async def insert_orders(self, orders: Sequence[Order]) -> None: ...
-    async def update_orders(self, orders: Sequence[Order]) -> None: ...
-    async def insert_executions(self, rows: Sequence[ExecutionRow], trade_ids: Mapping[int, int]) -> None: ...
-    async def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
     async def checkpoint(self, market_id: str) -> Checkpoint | None: ...
     async def last_trade(self, market_id: str) -> tuple[int, Decimal] | None:
         """(market_seq, price) of the market's latest trade."""
@@ -615,6 +595,10 @@ class ReportRepository(Protocol):
     ) -> bool:
         """Set the outcome of the claim ``report`` is (its ``attempts``); False if the report was deleted
         or claimed again meanwhile (the outcome is then not this run's to write)."""
+        ...
+
+    async def release(self, report: Report) -> None:
+        """Hand a claim back (New again, its tries counted) when its process stops before the end."""
         ...
 
     async def expired_files(self, now: datetime, limit: int) -> list[Report]:

@@ -19,9 +19,10 @@ from bourse.domain.errors import BusinessRejection, InvalidInput, NotFound
 from bourse.domain.fees import commission, max_commission, select_rule
 from bourse.domain.identity import Principal
 from bourse.domain.markets import Market, MarketQuery
+from bourse.domain.order_requests import OrderRequest
 from bourse.domain.order_views import Execution
 from bourse.domain.orders import OrderType, RejectReason, Side, StopStatus, is_stop
-from bourse.domain.trading import Order, OrderQuery, OrderRequest
+from bourse.domain.trading import Order, OrderQuery
 from bourse.domain.values import AccountId, AssetId, parse_decimal
 from bourse.service.accounts import AccountService
 from bourse.service.ports import OrderEngines, UnitOfWork, UnitOfWorkFactory

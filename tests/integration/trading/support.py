@@ -10,8 +10,8 @@ from typing import Any
 from bourse.domain.errors import Conflict
 from bourse.domain.identity import Principal, Role
 from bourse.domain.ledger import EXTERNAL, FEES, Bucket, account_owner, move
+from bourse.domain.order_requests import OrderRequest
 from bourse.domain.orders import OrderType, Side, TimeInForce
-from bourse.domain.trading import OrderRequest
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.service.context import RequestMeta
 from bourse.service.ledger import post

@@ -9,7 +9,7 @@ import random
 from sqlalchemy import text
 
 from bourse.domain.matching import MatchingEngine
-from bourse.domain.trading import to_millis
+from bourse.domain.order_requests import to_millis
 from bourse.engine import MarketRunner
 from bourse.engine.runner import FeeTermsCache, PlaceCommand
 from bourse.engine.tick import engine_command

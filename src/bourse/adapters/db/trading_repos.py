@@ -7,7 +7,7 @@ and is one statement over ``unnest`` arrays, whatever the batch size.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,15 +22,11 @@ from bourse.domain.orders import OrderStatus, OrderType, Side, StopStatus, TimeI
 from bourse.domain.trading import (
     BatchWrite,
     Checkpoint,
-    ExecutionRow,
     FeeTerms,
     Order,
     OrderQuery,
-    TradeRecord,
 )
 from bourse.domain.values import AccountId, AssetId
-
-_NEXT_IDS = text("SELECT nextval('order_ids') FROM generate_series(1, :n)")
 
 # A batch's order ids and the available balances its new orders draw on, in one round trip.
 _PREPARE = text(
@@ -66,28 +62,6 @@ SELECT r.account_id, r.client_order_id, r.order_id, r.fingerprint
   FROM order_client_ids r
   JOIN unnest(CAST(:a AS text[]), CAST(:c AS text[])) AS k(a, c)
     ON r.account_id = k.a AND r.client_order_id = k.c
-"""
-)
-
-_AVAILABLE = text(
-    """
-SELECT la.owner, la.asset, la.balance
-  FROM ledger_accounts la
-  JOIN unnest(CAST(:o AS text[]), CAST(:a AS text[])) AS k(o, a)
-    ON la.owner = k.o AND la.asset = k.a AND la.bucket = :bucket
-"""
-)
-
-_INSERT_TRADES = text(
-    """
-INSERT INTO trades (market_id, market_seq, price, amount, quote_amount, taker_side, maker_order_id,
-                    taker_order_id, created_at)
-SELECT m, s, p, q, qa, ts, mo, tk, c
-  FROM unnest(CAST(:m AS text[]), CAST(:s AS bigint[]), CAST(:p AS numeric[]), CAST(:q AS numeric[]),
-              CAST(:qa AS numeric[]), CAST(:ts AS text[]), CAST(:mo AS bigint[]), CAST(:tk AS bigint[]),
-              CAST(:c AS timestamptz[])) WITH ORDINALITY AS t(m, s, p, q, qa, ts, mo, tk, c, ord)
- ORDER BY ord
-RETURNING market_seq, trade_id
 """
 )
 
@@ -131,9 +105,6 @@ _ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
 _NAMES = ", ".join(name for name, _ in _ORDER_COLUMNS)
 _UNNEST = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ORDER_COLUMNS)
 
-# Built from the constant column list above, never from input.
-_INSERT_ORDERS = text(f"INSERT INTO orders ({_NAMES}) SELECT * FROM unnest({_UNNEST})")  # noqa: S608
-
 # What changes after an order is placed: where it stands, its money and its place in the book.
 _MUTABLE = (
     "remaining",
@@ -148,36 +119,6 @@ _MUTABLE = (
     "updated_at",
 )
 _KINDS = dict(_ORDER_COLUMNS)
-_UPDATE_ORDERS = text(
-    "UPDATE orders o SET "  # noqa: S608
-    + ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
-    + " FROM unnest(CAST(:order_id AS bigint[]), "
-    + ", ".join(f"CAST(:{c} AS {_KINDS[c]}[])" for c in _MUTABLE)
-    + ") AS u(order_id, "
-    + ", ".join(_MUTABLE)
-    + ") WHERE o.order_id = u.order_id"
-)
-
-_INSERT_EXECUTIONS = text(
-    """
-INSERT INTO executions (order_id, account_id, market_id, trade_id, side, price, amount, quote_amount,
-                        commission, commission_asset, is_maker, ledger_tx_id, created_at)
-SELECT * FROM unnest(CAST(:o AS bigint[]), CAST(:a AS text[]), CAST(:m AS text[]), CAST(:t AS bigint[]),
-                     CAST(:s AS text[]), CAST(:p AS numeric[]), CAST(:q AS numeric[]), CAST(:qa AS numeric[]),
-                     CAST(:c AS numeric[]), CAST(:ca AS text[]), CAST(:mk AS boolean[]), CAST(:tx AS bigint[]),
-                     CAST(:at AS timestamptz[]))
-"""
-)
-
-_SAVE_CHECKPOINT = text(
-    """
-INSERT INTO engine_checkpoints (market_id, state_hash, last_seq, trade_seq, last_price, updated_at)
-VALUES (:m, :h, :s, :t, :p, :u)
-ON CONFLICT (market_id) DO UPDATE
-   SET state_hash = EXCLUDED.state_hash, last_seq = EXCLUDED.last_seq, trade_seq = EXCLUDED.trade_seq,
-       last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at
-"""
-)
 
 
 # A whole batch in one statement: its trades (their ids come back), new orders, changed orders,
@@ -326,11 +267,6 @@ class SqlTradingRepository:
 
     # --- the runner's writes -----------------------------------------------------------------
 
-    async def next_order_ids(self, count: int) -> builtins.list[int]:
-        if count <= 0:
-            return []
-        return [int(r[0]) for r in await self._c.execute(_NEXT_IDS, {"n": count})]
-
     async def reserve_client_ids(
         self, entries: Sequence[tuple[AccountId, str, int, bytes]]
     ) -> set[tuple[str, str]]:
@@ -356,15 +292,6 @@ class SqlTradingRepository:
             return {}
         rows = await self._c.execute(_OWNERS, {"a": [k[0] for k in keys], "c": [k[1] for k in keys]})
         return {(r.account_id, r.client_order_id): (int(r.order_id), bytes(r.fingerprint)) for r in rows}
-
-    async def available(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
-        if not keys:
-            return {}
-        rows = await self._c.execute(
-            _AVAILABLE,
-            {"o": [k[0] for k in keys], "a": [k[1] for k in keys], "bucket": Bucket.AVAILABLE.value},
-        )
-        return {(r.owner, r.asset): r.balance for r in rows}
 
     async def prepare(
         self, count: int, keys: Sequence[tuple[str, str]]
@@ -419,68 +346,6 @@ class SqlTradingRepository:
         params.update({f"u_{k}": v for k, v in changed.items()})
         rows = await self._c.execute(_WRITE_BATCH, params)
         return {int(r.market_seq): int(r.trade_id) for r in rows}
-
-    async def insert_trades(self, trades: Sequence[TradeRecord]) -> dict[int, int]:
-        if not trades:
-            return {}
-        rows = await self._c.execute(
-            _INSERT_TRADES,
-            {
-                "m": [t.market_id for t in trades],
-                "s": [t.market_seq for t in trades],
-                "p": [t.price for t in trades],
-                "q": [t.amount for t in trades],
-                "qa": [t.quote_amount for t in trades],
-                "ts": [t.taker_side.value for t in trades],
-                "mo": [t.maker_order_id for t in trades],
-                "tk": [t.taker_order_id for t in trades],
-                "c": [t.created_at for t in trades],
-            },
-        )
-        return {int(r.market_seq): int(r.trade_id) for r in rows}
-
-    async def insert_orders(self, orders: Sequence[Order]) -> None:
-        if orders:
-            await self._c.execute(_INSERT_ORDERS, _columns(orders, [n for n, _ in _ORDER_COLUMNS]))
-
-    async def update_orders(self, orders: Sequence[Order]) -> None:
-        if orders:
-            await self._c.execute(_UPDATE_ORDERS, _columns(orders, ("order_id", *_MUTABLE)))
-
-    async def insert_executions(self, rows: Sequence[ExecutionRow], trade_ids: Mapping[int, int]) -> None:
-        if not rows:
-            return
-        await self._c.execute(
-            _INSERT_EXECUTIONS,
-            {
-                "o": [r.fill.order_id for r in rows],
-                "a": [r.fill.account_id for r in rows],
-                "m": [r.market_id for r in rows],
-                "t": [trade_ids[r.trade_seq] for r in rows],
-                "s": [r.fill.side.value for r in rows],
-                "p": [r.fill.price for r in rows],
-                "q": [r.fill.amount for r in rows],
-                "qa": [r.fill.quote_amount for r in rows],
-                "c": [r.fill.commission for r in rows],
-                "ca": [r.commission_asset for r in rows],
-                "mk": [r.fill.is_maker for r in rows],
-                "tx": [r.ledger_tx_id for r in rows],
-                "at": [r.created_at for r in rows],
-            },
-        )
-
-    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await self._c.execute(
-            _SAVE_CHECKPOINT,
-            {
-                "m": checkpoint.market_id,
-                "h": checkpoint.state_hash,
-                "s": checkpoint.last_seq,
-                "t": checkpoint.trade_seq,
-                "p": checkpoint.last_price,
-                "u": checkpoint.updated_at,
-            },
-        )
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -22,9 +22,10 @@ from bourse.api.common.auth import require
 from bourse.bootstrap import Container
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import Operation, Principal
+from bourse.domain.order_requests import parse_order_request, parse_time
 from bourse.domain.order_views import order_v3, stop_order_v3
 from bourse.domain.orders import OrderStatus
-from bourse.domain.trading import DEFAULT_LIST_LIMIT, OrderQuery, parse_order_request, parse_time
+from bourse.domain.trading import DEFAULT_LIST_LIMIT, OrderQuery
 from bourse.domain.values import format_decimal
 from bourse.service.trading import parse_order_id
 

@@ -1,0 +1,78 @@
+"""What a market's runner is asked to do, how it is tuned, and what it reads besides the market."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from bourse.domain.errors import BourseError, NotFound
+from bourse.domain.fees import CommissionRule, select_rule
+from bourse.domain.markets import Market
+from bourse.domain.order_requests import OrderRequest
+from bourse.domain.trading import FeeTerms
+from bourse.domain.values import AccountId
+from bourse.service.ports import UnitOfWork
+
+
+class EngineFailure(BourseError):
+    """A batch could not be committed; it was not acknowledged and the book was rebuilt from the database."""
+
+    code = "engine_failure"
+
+
+class PlaceCommand(NamedTuple):
+    account_id: AccountId
+    request: OrderRequest
+
+
+class CancelCommand(NamedTuple):
+    account_id: AccountId
+    order_id: int
+    stop_only: bool = False
+
+
+class Noop(NamedTuple):
+    """Run a batch now (tests: let Gtd expiry happen after moving the clock)."""
+
+
+Command = PlaceCommand | CancelCommand | Noop
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    max_batch: int = 512
+    # How often an idle runner wakes to expire Gtd orders.
+    idle_seconds: float = 0.25
+    # Recompute the digest from the whole book after every commit and compare (tests).
+    verify_digest: bool = False
+
+
+class FeeTermsCache:
+    """Each account's commission rules, read once per ``ttl`` seconds (shared by every runner).
+
+    An order's fee terms are fixed when it is placed, so a changed profile applies to orders
+    placed at most ``ttl`` seconds after the change.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self._ttl = ttl
+        self._rules: dict[AccountId, tuple[float, list[CommissionRule]]] = {}
+
+    async def terms(
+        self, uow: UnitOfWork, accounts: Sequence[AccountId], market: Market
+    ) -> dict[AccountId, FeeTerms]:
+        now = asyncio.get_running_loop().time()
+        out: dict[AccountId, FeeTerms] = {}
+        for account in accounts:
+            cached = self._rules.get(account)
+            if cached is None or cached[0] < now:
+                rules = await uow.commissions.rules_for_account(account)
+                if rules is None:
+                    raise NotFound(f"account {account} not found", field="accountId")
+                if len(self._rules) > 100_000:
+                    self._rules.clear()
+                cached = self._rules[account] = (now + self._ttl, rules)
+            out[account] = FeeTerms.of(select_rule(cached[1], market))
+        return out

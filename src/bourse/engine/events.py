@@ -1,0 +1,62 @@
+"""The contract's bus events of one committed batch (published only after its commit)."""
+
+from __future__ import annotations
+
+from bourse.domain.markets import Market
+from bourse.domain.matching import MatchingEngine
+from bourse.domain.order_views import order_v3
+from bourse.domain.values import format_decimal
+from bourse.engine.tick import Tick
+from bourse.service.ports import EventBus
+
+BOOK_LEVELS = 50
+
+
+def publish_batch(
+    bus: EventBus,
+    tick: Tick,
+    market: Market,
+    engine: MatchingEngine,
+    trade_ids: dict[int, int],
+    book_seq: int,
+    ts: int,
+) -> None:
+    """``trades.<m>`` per trade in order, ``book.<m>`` (top levels) if the book changed, the v3 shape
+    of every order the batch touched on ``orders.<account>``, and ``balances.<account>``."""
+    m = market.id
+    for t in tick.trades:
+        bus.publish(
+            f"trades.{m}",
+            {
+                "marketId": m,
+                "tradeId": trade_ids.get(t.market_seq),
+                "price": format_decimal(t.price),
+                "amount": format_decimal(t.amount),
+                "quoteAmount": format_decimal(t.quote_amount),
+                "takerSide": t.taker_side.value,
+                "ts": ts,
+            },
+        )
+    if tick.book_changed:
+        spec = market.spec()
+        bids, asks = engine.depth(BOOK_LEVELS)
+        bus.publish(
+            f"book.{m}",
+            {
+                "marketId": m,
+                "seq": book_seq,
+                "bids": [
+                    [format_decimal(spec.ticks_to_price(p)), format_decimal(spec.lots_to_quantity(q))]
+                    for p, q, _ in bids
+                ],
+                "asks": [
+                    [format_decimal(spec.ticks_to_price(p)), format_decimal(spec.lots_to_quantity(q))]
+                    for p, q, _ in asks
+                ],
+                "ts": ts,
+            },
+        )
+    for order in tick.touched.values():
+        bus.publish(f"orders.{order.account_id}", order_v3(order, market))
+    for account, assets in tick.balances.items():
+        bus.publish(f"balances.{account}", {"accountId": account, "assetIds": sorted(assets), "ts": ts})
