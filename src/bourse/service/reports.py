@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any
 import structlog
 
 from bourse.domain.errors import BourseError, Conflict, InvalidInput, NotFound, PermissionDenied
-from bourse.domain.history import SCHEMAS, QueryKind, rates_to_root, render_row
+from bourse.domain.history import SCHEMAS, FieldSpec, QueryKind, rates_to_root, render_row
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.notifications import AdminNotificationType
 from bourse.domain.order_views import iso_millis
@@ -84,6 +85,10 @@ def _report_id(value: str) -> str | None:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
         return None
+
+
+def _write_batch(writer: ReportWriter, fields: Mapping[str, FieldSpec], batch: list[dict[str, Any]]) -> None:
+    writer.write([list(render_row(fields, row).values()) for row in batch])
 
 
 class ReportService:
@@ -348,7 +353,12 @@ class ReportService:
                 raise ReportFailure(
                     f"gave up after {self.max_attempts} attempts (the process running it stopped)"
                 )
-            rows, size = await asyncio.wait_for(self._produce(report), self.timeout_seconds)
+            try:
+                rows, size = await asyncio.wait_for(self._produce(report), self.timeout_seconds)
+            except asyncio.CancelledError:
+                # The process is stopping: another one takes the report over now, not after the lease.
+                await asyncio.shield(self._release(report))
+                raise
         except ReportFailure as failure:
             outcome, reason = ReportStatus.FAILED, str(failure)
         except BourseError as error:
@@ -376,6 +386,11 @@ class ReportService:
             await self._raise_failed(done)
         await self._mail(done)
         return done
+
+    async def _release(self, report: Report) -> None:
+        async with self._uow() as uow:
+            await uow.reports.release(report)
+            await uow.commit()
 
     async def _owner(self, uid: int) -> Principal:
         async with self._uow() as uow:
@@ -413,8 +428,8 @@ class ReportService:
                             raise ReportFailure(
                                 f"more than {XLSX_MAX_ROWS} rows do not fit a spreadsheet; use Csv or narrow the filters"
                             )
-                        values = [list(render_row(fields, row).values()) for row in batch]
-                        await asyncio.to_thread(writer.write, values)
+                        # Rendering and writing happen off the event loop: the API keeps answering.
+                        await asyncio.to_thread(_write_batch, writer, fields, batch)
             size = await asyncio.to_thread(writer.finish)
         except BaseException:
             writer.abort()

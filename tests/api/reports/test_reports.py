@@ -4,6 +4,7 @@ with the right rows, expiry, who may call what, and one user never reaching anot
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -612,3 +613,28 @@ async def test_scheduler_turns_a_due_template_into_one_report_per_due_time(clien
     assert len(reports) == 2 and {r.template_id for r in reports} == {template_id}
     assert [r.due_at for r in reports] == [base + timedelta(days=3), base]
     assert reports[1].name == f"Daily deposits {base:%Y-%m-%d %H:%M}"
+
+
+async def test_a_report_interrupted_by_a_stopping_process_is_handed_back(
+    client, container, alice, funded, monkeypatch
+):
+    report_id = await create(client, alice, transfers_report())
+    started = asyncio.Event()
+
+    async def slow(report):
+        started.set()
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(container.reports, "_produce", slow)
+    task = asyncio.create_task(container.reports.work_once())
+    await started.wait()
+    assert (await get(client, alice, report_id))["statusType"] == "InProgress"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await get(client, alice, report_id))["statusType"] == "New"
+    monkeypatch.undo()
+    again = await container.reports.claim()
+    assert again is not None and again.id == report_id and again.attempts == 2
+    await container.reports.process(again)
+    assert (await get(client, alice, report_id))["statusType"] == "Completed"

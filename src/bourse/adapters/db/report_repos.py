@@ -199,6 +199,17 @@ class SqlReportRepository:
         )
         return result.first() is not None
 
+    async def release(self, report: Report) -> None:
+        await self._c.execute(
+            update(_R)
+            .where(
+                _R.c.id == report.id,
+                _R.c.status == ReportStatus.IN_PROGRESS.value,
+                _R.c.attempts == report.attempts,
+            )
+            .values(status=ReportStatus.NEW.value, lease_until=None)
+        )
+
     async def expired_files(self, now: datetime, limit: int) -> list[Report]:
         rows = await self._c.execute(
             select(_R)
