@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import BusinessRejection, InvalidInput, InvariantViolation
 from bourse.domain.fees import CommissionRule, FeeType, commission
 from bourse.domain.ledger import FEES, Bucket, LedgerTransaction, Posting, account_owner
@@ -466,6 +467,7 @@ class BatchWrite:
     executions: Sequence[ExecutionRow]
     checkpoint: Checkpoint
     quote_asset: AssetId
+    audit: AuditEntry | None = None
 
 
 MAX_LIST_LIMIT = 1000

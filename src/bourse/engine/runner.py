@@ -498,11 +498,9 @@ class MarketRunner:
                     now,
                 ),
                 quote_asset=market.quote_asset,
-            )
-        )
-        if tx_ids:
-            await uow.audit.append(
-                AuditEntry(
+                audit=None
+                if not tx_ids
+                else AuditEntry(
                     f"engine:{market.id}",
                     AuditAction.MONEY_MOVED,
                     f"market:{market.id}",
@@ -511,8 +509,9 @@ class MarketRunner:
                         "tx_ids": [min(tx_ids), max(tx_ids)],
                         "count": len(tx_ids),
                     },
-                )
+                ),
             )
+        )
         return trade_ids
 
     # --- after the commit ----------------------------------------------------------------------

@@ -84,3 +84,20 @@ async def test_a_market_sell_holds_its_amount_and_releases_what_does_not_fill(co
     sell = await place(container, bob, market, "Sell", "0.5")
     assert sell.order.status is OrderStatus.CANCELLED and sell.order.cancel_reason == "NoLiquidity"
     assert await balances(container, bob.account_id) == {BTC: (D("0.8"), D(0)), USDT: (D("19.98"), D(0))}
+
+
+async def test_each_batch_that_moves_money_leaves_one_audit_entry(container):
+    from sqlalchemy import text
+
+    market = await make_market(container)
+    alice = await make_trader(container, "alice", usdt="1000")
+    await place(container, alice, market, "Buy", "0.1", "100.00")
+    async with container.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT actor, details FROM audit_log WHERE action = 'money.moved' AND subject = :s"),
+                {"s": f"market:{market}"},
+            )
+        ).all()
+    assert len(rows) == 1 and rows[0].actor == f"engine:{market}"
+    assert rows[0].details["kind"] == "trading.batch" and rows[0].details["count"] == 1
