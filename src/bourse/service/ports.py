@@ -601,10 +601,6 @@ class ReportRepository(Protocol):
         """Hand a claim back (New again, its tries counted) when its process stops before the end."""
         ...
 
-    async def release(self, report: Report) -> None:
-        """Hand a claim back (New again, its tries counted) when its process stops before the end."""
-        ...
-
     async def expired_files(self, now: datetime, limit: int) -> list[Report]:
         """Completed reports past ``expired_at`` whose file is still there, locked, skipping held rows."""
         ...
