@@ -35,7 +35,8 @@ MAX_FILTERS = 50
 MAX_IN_VALUES = 1000
 MAX_TEXT = 256
 MAX_ID = 2**63 - 1
-# Amounts in the root asset and rates are rounded (half even) to this many decimals: the storage's.
+# Amounts in the root asset and rates are rounded (half away from zero, as PostgreSQL round()) to
+# this many decimals: the storage's.
 RAT_SCALE = 18
 # The orders a customer did not place; none exist yet (they come with margin and dealer trading).
 UNSOLICITED_SOURCES = ("StopOut", "Liquidation", "Dealer")
