@@ -116,7 +116,19 @@ class MarketRunner:
         await self.recover()
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"engine:{self.market_id}")
+            self._task.add_done_callback(self._ended)
             self._listener = asyncio.create_task(self._listen(), name=f"engine:{self.market_id}:market")
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A loop that ends without being asked to is a bug: stop the market, answer what waits."""
+        if self._closing:
+            return
+        error = None if task.cancelled() else task.exception()
+        self._stop(f"market {self.market_id} stopped: its engine runner ended unexpectedly ({error!r})")
+        while self._queue:
+            _, future = self._queue.popleft()
+            if not future.done():
+                future.set_exception(MarketStopped(self.stopped or "", marketId=self.market_id))
 
     async def _listen(self) -> None:
         """Mark the market for a re-read when it changes (status, scales, limits)."""
@@ -149,12 +161,14 @@ class MarketRunner:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            except Exception:  # noqa: S110 - the loop died earlier; _ended stopped the market and said why
+                pass
 
     async def submit(self, command: Command) -> Any:
         """Queue ``command``; its result once the batch it went in has committed."""
         if self.stopped is not None:
             raise MarketStopped(self.stopped, marketId=self.market_id)
-        if self._task is None or self._closing:
+        if self._task is None or self._task.done() or self._closing:
             raise MarketStopped(f"market {self.market_id} is not running", marketId=self.market_id)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((command, future))

@@ -95,3 +95,45 @@ async def test_a_failed_commit_fails_every_command_of_the_batch_and_rebuilds_the
         assert [o.order_id for o in runner.live.values()] == [first.order_id, after.order_id]
     finally:
         await runner.stop()
+
+
+class BrokenClock:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.broken = False
+
+    def now(self) -> Any:
+        if self.broken:
+            raise RuntimeError("clock gone")
+        return self.inner.now()
+
+
+async def test_a_runner_whose_loop_dies_stops_its_market_instead_of_hanging(container, clock):
+    from datetime import timedelta
+
+    from bourse.domain.trading import MarketStopped
+
+    market = await make_market(container)
+    alice = await make_trader(container, "alice", usdt="1000")
+    broken = BrokenClock(clock)
+    runner = MarketRunner(market, container.uow, broken, container.bus, FeeTermsCache())
+    await runner.start()
+    try:
+        expires = clock.now().replace(microsecond=0) + timedelta(hours=1)
+        gtd = request(market, "Buy", "0.1", "100.00", tif="Gtd", expires=expires)
+        await runner.submit(PlaceCommand(alice.account_id, gtd))
+        broken.broken = True  # the idle loop's timer check now raises outside any batch
+        for _ in range(100):
+            if runner.stopped is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert runner.stopped is not None and "ended unexpectedly" in runner.stopped
+        broken.broken = False
+        try:
+            await runner.submit(PlaceCommand(alice.account_id, request(market, "Buy", "0.1", "100.00")))
+        except MarketStopped as e:
+            assert "ended unexpectedly" in str(e)
+        else:
+            raise AssertionError("a dead runner took an order")
+    finally:
+        await runner.stop()
