@@ -24,6 +24,7 @@ files of reports past ``expiredAt``; such a report still lists, but is no longer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -415,6 +416,9 @@ class ReportService:
         fields = SCHEMAS[query.kind].fields
         writer: ReportWriter = self._files.create(report.id, definition.format, list(fields))
         count = 0
+        # Rendering and writing a batch happen in a thread (the API keeps answering) while the next
+        # batch is fetched; at most one batch is being written and one fetched.
+        writing: asyncio.Future[None] | None = None
         try:
             # No external venues exist yet: that query has no rows (the history server says the same).
             if query.kind is not QueryKind.EXTERNAL_ORDERS:
@@ -428,10 +432,20 @@ class ReportService:
                             raise ReportFailure(
                                 f"more than {XLSX_MAX_ROWS} rows do not fit a spreadsheet; use Csv or narrow the filters"
                             )
-                        # Rendering and writing happen off the event loop: the API keeps answering.
-                        await asyncio.to_thread(_write_batch, writer, fields, batch)
+                        if writing is not None:
+                            await writing
+                        writing = asyncio.ensure_future(
+                            asyncio.to_thread(_write_batch, writer, fields, batch)
+                        )
+            if writing is not None:
+                await writing
+                writing = None
             size = await asyncio.to_thread(writer.finish)
         except BaseException:
+            if writing is not None:
+                # A thread cannot be cancelled: let it finish before the file goes.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(writing)
             writer.abort()
             raise
         return count, size

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -314,6 +314,9 @@ class SqlReportRows:
     ) -> AsyncIterator[list[dict[str, Any]]]:
         q, stmt = _filtered(query, rates)
         stmt = _ordered(q, stmt, query, SCHEMAS[query.kind].fields)
+        # Every row will be read: plan for the whole result (hash joins, one sort), not for the
+        # first rows of a cursor (index lookups row by row), which PostgreSQL assumes by default.
+        await self._c.execute(select(func.set_config("cursor_tuple_fraction", "1", True)))
         result = await self._c.stream(stmt.execution_options(yield_per=batch))
         try:
             async for rows in result.mappings().partitions(batch):
