@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import BusinessRejection, InvalidInput, InvariantViolation
@@ -56,6 +56,8 @@ from bourse.domain.orders import (
 from bourse.domain.values import AccountId, AssetId
 
 ZERO = Decimal(0)
+# Amounts are NUMERIC(38, 18): products and sums of them need more digits than Decimal's default 28.
+EXACT = Context(prec=100)
 
 HOLD_KIND = "order.hold"
 TRADE_KIND = "trade"
@@ -210,7 +212,7 @@ def reject(order: Order, reason: RejectReason) -> Order:
 # --- checks before the engine ------------------------------------------------------------------
 
 
-def check_order(
+def _check_order(
     request: OrderRequest, market: Market, last_price: Decimal | None, now: datetime
 ) -> RejectReason | None:
     """Why ``request`` may not trade on ``market`` now, or None. The engine checks the rest
@@ -278,7 +280,9 @@ class Reservation:
     reserve_price: Decimal | None  # buys: the worst price per unit the amount covers
 
 
-def reservation(order: Order, market: Market, reserve_price: Decimal | None, quote_scale: int) -> Reservation:
+def _reservation(
+    order: Order, market: Market, reserve_price: Decimal | None, quote_scale: int
+) -> Reservation:
     """What placing ``order`` holds. ``reserve_price``: for buys, the worst price it may pay."""
     if order.side is Side.SELL:
         return Reservation(market.base_asset, order.quantity, None)
@@ -344,7 +348,7 @@ class Settlement:
     released: Decimal  # what of the buyer's hold went back to available with this trade
 
 
-def settle_trade(
+def _settle_trade(
     market: Market,
     seq: int,
     buy: Order,
@@ -487,3 +491,34 @@ class OrderQuery:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIST_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIST_LIMIT}", field="limit")
+
+
+def check_order(
+    request: OrderRequest, market: Market, last_price: Decimal | None, now: datetime
+) -> RejectReason | None:
+    """Why ``request`` may not trade on ``market`` now, or None. The engine checks the rest
+    (post-only crossing, Fok fillability, liquidity for market orders)."""
+    with localcontext(EXACT):
+        return _check_order(request, market, last_price, now)
+
+
+def reservation(order: Order, market: Market, reserve_price: Decimal | None, quote_scale: int) -> Reservation:
+    """What placing ``order`` holds. ``reserve_price``: for buys, the worst price it may pay."""
+    with localcontext(EXACT):
+        return _reservation(order, market, reserve_price, quote_scale)
+
+
+def settle_trade(
+    market: Market,
+    seq: int,
+    buy: Order,
+    sell: Order,
+    price: Decimal,
+    amount: Decimal,
+    buyer_is_maker: bool,
+    quote_scale: int,
+) -> Settlement:
+    """Apply one trade to both orders (remaining, executed quote, commission, what they hold) and
+    return its ledger transaction. Status changes come from the engine's fill events."""
+    with localcontext(EXACT):
+        return _settle_trade(market, seq, buy, sell, price, amount, buyer_is_maker, quote_scale)

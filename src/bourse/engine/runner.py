@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import decimal
 import heapq
 from collections import deque
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from bourse.domain.matching import EngineState, MatchingEngine, WaitingStop
 from bourse.domain.order_requests import to_millis
 from bourse.domain.orders import Side, TimeInForce
 from bourse.domain.trading import (
+    EXACT,
     BatchWrite,
     Checkpoint,
     FeeTerms,
@@ -257,6 +259,8 @@ class MarketRunner:
     # --- the loop ------------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        # This task's own decimal context (tasks do not share it): every sum the runner makes is exact.
+        decimal.setcontext(EXACT.copy())
         settings = self._settings
         while True:
             if not self._queue and not self._closing:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
+from enum import StrEnum
+from typing import TypeVar
 
 from bourse.domain.errors import BusinessRejection, InvalidInput, NotFound
-from bourse.domain.fees import commission, max_commission, select_rule
+from bourse.domain.fees import CommissionRule, commission, max_commission, select_rule
 from bourse.domain.identity import Principal
 from bourse.domain.markets import Market, MarketQuery
 from bourse.domain.order_requests import OrderRequest
 from bourse.domain.order_views import Execution
 from bourse.domain.orders import OrderType, RejectReason, Side, StopStatus, is_stop
-from bourse.domain.trading import Order, OrderQuery
+from bourse.domain.trading import EXACT, Order, OrderQuery
 from bourse.domain.values import AccountId, AssetId, parse_decimal
 from bourse.service.accounts import AccountService
 from bourse.service.ports import OrderEngines, UnitOfWork, UnitOfWorkFactory
@@ -257,6 +259,20 @@ class TradingService:
         if rules is None:
             raise NotFound(f"account {account} not found", field="accountId")
         scale = quote_asset.scale if quote_asset is not None else 18
+        with localcontext(EXACT):
+            return self._priced(market, rules, kind, direction, unit, base_amount, quote_amount, scale)
+
+    @staticmethod
+    def _priced(
+        market: Market,
+        rules: list[CommissionRule],
+        kind: OrderType,
+        direction: Side,
+        unit: Decimal,
+        base_amount: str | None,
+        quote_amount: str | None,
+        scale: int,
+    ) -> Preview:
         if base_amount is not None:
             base = _positive(base_amount, "requestedBaseAmount")
         else:
@@ -273,7 +289,10 @@ class TradingService:
         return Preview(base, quote, fee, total)
 
 
-def _member(kind: type[OrderType] | type[Side], value: str, field: str) -> OrderType | Side:
+E = TypeVar("E", bound=StrEnum)
+
+
+def _member(kind: type[E], value: str, field: str) -> E:
     for member in kind:
         if value == member.value:
             return member

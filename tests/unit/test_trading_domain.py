@@ -1,0 +1,138 @@
+"""The money rules around the engine, without a database: holds, fills, fee caps, exactness, digest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+from decimal import localcontext
+
+from bourse.domain.fees import FeeType
+from bourse.domain.ledger import FEES, Bucket, account_owner
+from bourse.domain.markets import new_market
+from bourse.domain.matching import MatchingEngine, PlaceOrder
+from bourse.domain.orders import OrderId, OrderType, RejectReason, Side, TimeInForce
+from bourse.domain.trading import (
+    EXACT,
+    FeeTerms,
+    OrderRequest,
+    check_order,
+    new_order,
+    reservation,
+    settle_trade,
+)
+from bourse.domain.values import AccountId
+from bourse.engine.digest import BookDigest
+
+NOW = datetime(2025, 9, 9, 12, tzinfo=UTC)
+MARKET = new_market(
+    {
+        "baseAssetId": "BTC",
+        "quoteAssetId": "USDT",
+        "priceScale": 8,
+        "amountScale": 8,
+        "priceDeviation": "0.5",
+    },
+    NOW,
+)
+PERCENT = FeeTerms("default", FeeType.PERCENT, D("0.1"), D("0.2"))
+
+
+def order(order_id: int, side: Side, qty: str, price: str, fee: FeeTerms = PERCENT):
+    o = new_order(
+        order_id,
+        AccountId(f"A{order_id}"),
+        OrderRequest("BTCUSDT", side, OrderType.LIMIT, D(qty), D(price)),
+        MARKET,
+        NOW,
+    )
+    o.fee = fee
+    held = reservation(o, MARKET, o.price if side is Side.BUY else None, 6)
+    o.reserve_price = o.price if side is Side.BUY else None
+    o.locked_asset, o.locked_amount, o.locked_remaining = held.asset, held.amount, held.amount
+    return o
+
+
+def test_a_buy_holds_its_cost_plus_the_larger_fee_and_a_sell_its_amount():
+    assert order(1, Side.BUY, "2", "100").locked_amount == D("200.4")  # 0.2 % taker beats 0.1 % maker
+    assert order(2, Side.SELL, "2", "100").locked_amount == D(2)
+
+
+def test_big_amounts_stay_exact():
+    price, qty = D("123456789012.12345678"), D("98765432.12345678")
+    buy, sell = order(1, Side.BUY, str(qty), str(price)), order(2, Side.SELL, str(qty), str(price))
+    s = settle_trade(MARKET, 1, buy, sell, price, qty, buyer_is_maker=True, quote_scale=6)
+    exact = D(f"{12345678901212345678 * 9876543212345678}E-16")  # 36 digits, exactly
+    assert price * qty != exact  # Decimal's default 28 digits would have rounded it
+    assert s.buy.quote_amount == exact
+    sums: dict[str, D] = {}
+    with localcontext(EXACT):
+        for p in s.transaction.postings:
+            sums[p.asset] = sums.get(p.asset, D(0)) + p.amount
+    assert set(sums.values()) == {D(0)}
+
+
+def test_a_fill_moves_cost_fees_and_the_completed_buys_leftover_in_one_transaction():
+    buy, sell = order(1, Side.BUY, "1", "101"), order(2, Side.SELL, "1", "100")
+    s = settle_trade(MARKET, 7, buy, sell, D(100), D(1), buyer_is_maker=False, quote_scale=6)
+    legs = [(p.owner, p.asset, p.bucket, p.amount) for p in s.transaction.postings]
+    alice, bob = account_owner("A1"), account_owner("A2")
+    # held 101 + 0.202 (0.2 % taker); paid 100 + 0.2 taker fee; 1.002 released with the fill
+    assert legs == [
+        (alice, "USDT", Bucket.LOCKED, D("-100.2")),
+        (bob, "USDT", Bucket.AVAILABLE, D("99.9")),
+        (FEES, "USDT", Bucket.AVAILABLE, D("0.3")),
+        (bob, "BTC", Bucket.LOCKED, D(-1)),
+        (alice, "BTC", Bucket.AVAILABLE, D(1)),
+        (alice, "USDT", Bucket.LOCKED, D("-1.002")),
+        (alice, "USDT", Bucket.AVAILABLE, D("1.002")),
+    ]
+    assert buy.locked_remaining == 0 and sell.locked_remaining == 0 and s.released == D("1.002")
+    assert s.transaction.business_key == "trade:BTCUSDT:7"
+
+
+def test_fees_never_overdraw_a_hold_or_exceed_a_fill():
+    fixed = FeeTerms("fixed", FeeType.FIXED, D(5), D(5))
+    buy, sell = order(1, Side.BUY, "1", "1", fixed), order(2, Side.SELL, "1", "1", fixed)
+    # three fills of a third each: the 5 USDT fixed fee per fill is more than the hold's 5 fee reserve
+    fees = []
+    for seq, qty in enumerate((D("0.3"), D("0.3"), D("0.4")), 1):
+        s = settle_trade(MARKET, seq, buy, sell, D(1), qty, buyer_is_maker=True, quote_scale=6)
+        fees.append((s.buy.commission, s.sell.commission))
+        assert s.sell.commission <= s.sell.quote_amount
+    assert sum(f[0] for f in fees) == D(5) and buy.locked_remaining == 0
+    assert fees[0][1] == D("0.3")  # capped at the fill's value
+
+
+def test_market_rules_before_the_engine():
+    def reason(**kw):
+        base = {
+            "market_id": "BTCUSDT",
+            "side": Side.BUY,
+            "type": OrderType.LIMIT,
+            "quantity": D(1),
+            "price": D(100),
+        }
+        base.update(kw)
+        return check_order(OrderRequest(**base), MARKET, D(100), NOW)
+
+    assert reason() is None
+    assert reason(price=D("100.000000001")) is RejectReason.INVALID_PRICE
+    assert reason(price=D(151)) is RejectReason.PRICE_DEVIATION
+    assert reason(time_in_force=TimeInForce.GTD) is RejectReason.INVALID_EXPIRY
+    assert reason(type=OrderType.MARKET, price=None, post_only=True) is RejectReason.INVALID_TIME_IN_FORCE
+    assert check_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.MARKET, D(1)), MARKET, None, NOW) is (
+        RejectReason.NO_REFERENCE_PRICE
+    )
+
+
+def test_the_digest_follows_the_book_not_its_history():
+    a, b = MatchingEngine(), MatchingEngine()
+    for engine, ids in ((a, (1, 2, 3)), (b, (1, 2, 3))):
+        for i in ids:
+            engine.place(PlaceOrder(OrderId(i), AccountId("A"), Side.BUY, 10, 100 + i))
+    b.place(PlaceOrder(OrderId(9), AccountId("B"), Side.SELL, 10, 200))
+    assert BookDigest.of(a.state()).hexdigest() != BookDigest.of(b.state()).hexdigest()
+    digest = BookDigest.of(a.state())
+    digest.set(9, 12345)
+    digest.set(9, None)
+    assert digest.hexdigest() == BookDigest.of(a.state()).hexdigest()
