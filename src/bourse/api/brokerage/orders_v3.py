@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from bourse.api.common.auth import require
-from bourse.bootstrap import Container
+from bourse.api.common.auth import Services, require
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.order_requests import parse_order_request, parse_time
@@ -33,15 +32,6 @@ router = APIRouter(prefix="/frontoffice/api/v3", tags=["brokerage: orders v3"])
 
 Trader = Annotated[Principal, Depends(require(Operation.TRADING_UI))]
 AccountHeader = Annotated[str | None, Header(alias="accountId")]
-
-
-async def _services(request: Request) -> Container:
-    # async: FastAPI runs a plain-def dependency in its thread pool, a hop per request on the hot path
-    container: Container = request.app.state.container
-    return container
-
-
-Services = Annotated[Container, Depends(_services)]
 
 
 class _Body(BaseModel):

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from bourse.api.brokerage.orders_v3 import OrderListRequest, order_query
-from bourse.api.common.auth import require
-from bourse.bootstrap import Container
+from bourse.api.common.auth import Services, require
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.order_views import execution_v4, order_v4
 from bourse.service.trading import ExecutionView
@@ -26,14 +25,6 @@ router = APIRouter(prefix="/frontoffice/api/v4", tags=["brokerage: orders v4"])
 Trader = Annotated[Principal, Depends(require(Operation.TRADING_UI))]
 AccountHeader = Annotated[str | None, Header(alias="accountId")]
 
-
-async def _services(request: Request) -> Container:
-    # async: FastAPI runs a plain-def dependency in its thread pool, a hop per request on the hot path
-    container: Container = request.app.state.container
-    return container
-
-
-Services = Annotated[Container, Depends(_services)]
 DEFAULT_LIMIT = 100
 
 

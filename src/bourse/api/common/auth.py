@@ -17,8 +17,16 @@ def container(request: Request) -> Container:
     return request.app.state.container
 
 
-def request_meta(request: Request) -> RequestMeta:
-    return RequestMeta(getattr(request.state, "request_id", None), request.client.host if request.client else None)
+# FastAPI runs plain-``def`` dependencies in its thread pool: a hop per request per
+# dependency. These two are trivial, so they are ``async`` and run on the loop.
+async def _container_dependency(request: Request) -> Container:
+    return request.app.state.container
+
+
+async def request_meta(request: Request) -> RequestMeta:
+    return RequestMeta(
+        getattr(request.state, "request_id", None), request.client.host if request.client else None
+    )
 
 
 def bearer_token(request: Request) -> str:
@@ -56,4 +64,4 @@ async def current_service(request: Request) -> ServiceCaller:
 
 AuthenticatedPrincipal = Annotated[Principal, Depends(current_principal)]
 Meta = Annotated[RequestMeta, Depends(request_meta)]
-Services = Annotated[Container, Depends(container)]
+Services = Annotated[Container, Depends(_container_dependency)]
