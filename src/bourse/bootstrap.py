@@ -29,11 +29,13 @@ from bourse.service.categories import CategoryService
 from bourse.service.charting import ChartService
 from bourse.service.credentials import CredentialService
 from bourse.service.fees import FeeService
+from bourse.service.feeshare import FeeShareService
 from bourse.service.history import HistoryService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
 from bourse.service.market_files import MarketFileService
 from bourse.service.marketdata import MarketDataService
+from bourse.service.merchants import MerchantService
 from bourse.service.markets import MarketService
 from bourse.service.notifications import NotificationService
 from bourse.service.ports import Clock, EventBus, Mailer, PasswordHasher, UnitOfWork
@@ -90,6 +92,8 @@ class Container:
     reports: ReportService
     mailer: Mailer
     charts: ChartService
+    merchants: MerchantService
+    feeshare: FeeShareService
     extras: dict[str, object] = field(default_factory=dict)
     # The engine runners' own few connections: their statements stay prepared on them.
     trading_db: AsyncEngine | None = None
@@ -155,6 +159,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
     markets = MarketService(uow, clock, bus)
     marketdata = MarketDataService(uow, clock, bus)
     mailer = make_mailer(settings)
+    credentials = CredentialService(uow, cipher)
     reports = ReportService(
         uow,
         clock,
@@ -170,7 +175,7 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         settings=settings,
         engine=engine,
         identity=identity,
-        credentials=CredentialService(uow, cipher),
+        credentials=credentials,
         database=SqlDatabase(engine, head_revision()),
         clock=clock,
         rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
@@ -195,4 +200,6 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         reports=reports,
         mailer=mailer,
         charts=ChartService(marketdata, PillowChartRenderer(), clock),
+        merchants=MerchantService(uow, clock),
+        feeshare=FeeShareService(uow, clock, credentials),
     )

@@ -34,6 +34,10 @@ class AuditAction(StrEnum):
     ACCOUNT_GROUP_CREATED = "account_group.created"
     ACCOUNT_GROUP_UPDATED = "account_group.updated"
     ACCOUNT_GROUP_ASSIGNED = "account_group.assigned"
+    MERCHANT_CREATED = "merchant.created"
+    MERCHANT_UPDATED = "merchant.updated"
+    MERCHANT_USER_ASSIGNED = "merchant_user.assigned"
+    MERCHANT_USER_UNASSIGNED = "merchant_user.unassigned"
 
 
 @dataclass(frozen=True, slots=True)

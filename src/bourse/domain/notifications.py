@@ -37,6 +37,8 @@ class AdminNotificationType(StrEnum):
     MARKET_HALTED = "MarketHalted"
     # Reserved for the reports job.
     REPORT_FAILED = "ReportFailed"
+    # An OTC fee sharing record whose fingerprint no longer matches was not settled (domain/feeshare.py).
+    FEE_SHARE_FINGERPRINT_MISMATCH = "FeeShareFingerprintMismatch"
 
 
 class PriceCondition(StrEnum):

@@ -3,7 +3,7 @@
 Started by the app's lifespan when ``Settings.background_jobs`` is on (the
 default); the test client never runs the lifespan, and tests that want a job
 start one themselves. Jobs: transfer callback delivery; the market data consumer; the price
-alert consumer; reports (the scheduler, the worker, the expiry of report files).
+alert consumer; reports (the scheduler, the worker, the expiry of report files); OTC fee sharing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ MARKET_FILES_POLL_SECONDS = 1.0
 REPORT_POLL_SECONDS = 1.0
 REPORT_SCHEDULE_SECONDS = 5.0
 REPORT_EXPIRY_SECONDS = 300.0
+FEESHARE_POLL_SECONDS = 60.0
 
 
 class PollingJob:
@@ -151,6 +152,12 @@ def market_files_job(container: Container, interval: float = MARKET_FILES_POLL_S
     return PollingJob("market-files", container.market_files.process_next, interval)
 
 
+def feeshare_job(container: Container, interval: float = FEESHARE_POLL_SECONDS) -> PollingJob:
+    """OTC fee sharing (service/feeshare.py): shortly after each UTC midnight, the day before is
+    collected, calculated and settled (and any missed day of the last week)."""
+    return PollingJob("feeshare", container.feeshare.run_due, interval)
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
     return BackgroundJobs(
         [
@@ -159,5 +166,6 @@ def start_background_jobs(container: Container) -> BackgroundJobs:
             price_alert_job(container),
             market_files_job(container),
             *report_jobs(container),
+            feeshare_job(container),
         ]
     ).start()

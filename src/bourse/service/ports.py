@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +26,15 @@ from bourse.domain.callbacks import (
     SendOutcome,
 )
 from bourse.domain.categories import CategoryRow, CategoryTree
+from bourse.domain.feeshare import (
+    BillingStatus,
+    FeeShareRecord,
+    Merchant,
+    MerchantUser,
+    RecordQuery,
+    ShareTerms,
+    Statistic,
+)
 from bourse.domain.fees import CommissionProfile, CommissionRule
 from bourse.domain.history import BillingTotals, HistoryQuery, MarketPrice, OwnOrdersQuery, Rates
 from bourse.domain.identity import Role
@@ -727,6 +736,71 @@ class AccountGroupRepository(Protocol):
         ...
 
 
+class MerchantRepository(Protocol):
+    async def add(self, merchant: Merchant) -> None:
+        """Conflict if the company id exists."""
+        ...
+
+    async def get(self, company_id: int, *, for_update: bool = False) -> Merchant | None: ...
+    async def update(self, merchant: Merchant) -> None:
+        """NotFound if missing."""
+        ...
+
+    async def assign_user(self, uid: UserId, company_id: int, at: datetime) -> int:
+        """Put the user in the merchant unless they are in one already; the merchant they are in after."""
+        ...
+
+    async def unassign_user(self, uid: UserId, company_id: int) -> bool:
+        """False if the user was not this merchant's."""
+        ...
+
+    async def users(self, company_id: int) -> list[MerchantUser]:
+        """By uid."""
+        ...
+
+    # Last: below it, ``list`` in an annotation would name this method.
+    async def list(self) -> list[Merchant]:
+        """By company id."""
+        ...
+
+
+class FeeShareRepository(Protocol):
+    async def statistics(self, start: datetime, end: datetime) -> list[Statistic]:
+        """Per merchant and coin, from the OTC executions in [start, end) of the merchants' users."""
+        ...
+
+    async def add_statistics(
+        self, day: date, rows: Sequence[tuple[Statistic, ShareTerms]], at: datetime
+    ) -> int:
+        """Stage 0 records; one that exists for (merchant, coin, day) stays as it is. How many were new."""
+        ...
+
+    async def day_records(self, day: date, status: BillingStatus | None = None) -> list[FeeShareRecord]:
+        """By id."""
+        ...
+
+    async def get(self, record_id: int, *, for_update: bool = False) -> FeeShareRecord | None: ...
+    async def save_calculated(self, record: FeeShareRecord) -> bool:
+        """Stage 0 -> 1 with the computed fields; False if the record was not at stage 0."""
+        ...
+
+    async def set_remark(self, record_id: int, remark: str, at: datetime) -> None: ...
+    async def mark_settled(self, record_id: int, tx_id: int | None, at: datetime) -> bool:
+        """Stage 1 -> 3; False if the record was not at stage 1."""
+        ...
+
+    async def latest_price(self, base: AssetId, quote: AssetId, before: datetime) -> tuple[Decimal, datetime] | None:
+        """Price and time of the last trade before ``before`` on a market base/quote."""
+        ...
+
+    async def query(self, company_id: int, query: RecordQuery) -> tuple[int, list[FeeShareRecord]]:
+        """(how many match, the page), newest day first."""
+        ...
+
+    async def last_run(self) -> date | None: ...
+    async def complete_run(self, day: date, records: int, settled: int, refused: int, at: datetime) -> None: ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -754,6 +828,8 @@ class UnitOfWork(Protocol):
     reports: ReportRepository
     report_templates: ReportTemplateRepository
     report_rows: ReportRows
+    merchants: MerchantRepository
+    feeshare: FeeShareRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

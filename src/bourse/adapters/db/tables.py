@@ -149,6 +149,7 @@ audit_log = Table(
 # Other storage concerns add their tables to the same metadata; Alembic must see them all.
 from bourse.adapters.db import (  # noqa: E402
     backoffice_tables,
+    feeshare_tables,
     ledger_tables,
     market_tables,
     report_tables,
@@ -160,6 +161,7 @@ from bourse.adapters.db import (  # noqa: E402
 
 __all__ = [
     "backoffice_tables",
+    "feeshare_tables",
     "ledger_tables",
     "market_tables",
     "metadata",

@@ -16,6 +16,7 @@ from bourse.adapters.db.backoffice_repos import (
     SqlCategoryRepository,
     SqlMarketFileRepository,
 )
+from bourse.adapters.db.feeshare_repos import SqlFeeShareRepository, SqlMerchantRepository
 from bourse.adapters.db.history_queries import SqlHistoryQueries
 from bourse.adapters.db.identity_repos import (
     SqlAccountRepository,
@@ -70,6 +71,8 @@ class SqlUnitOfWork:
     reports: ports.ReportRepository
     report_templates: ports.ReportTemplateRepository
     report_rows: ports.ReportRows
+    merchants: ports.MerchantRepository
+    feeshare: ports.FeeShareRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -105,6 +108,8 @@ class SqlUnitOfWork:
         self.reports = SqlReportRepository(conn)
         self.report_templates = SqlReportTemplateRepository(conn)
         self.report_rows = SqlReportRows(conn)
+        self.merchants = SqlMerchantRepository(conn)
+        self.feeshare = SqlFeeShareRepository(conn)
         return self
 
     async def __aexit__(
