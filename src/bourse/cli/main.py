@@ -1,4 +1,4 @@
-"""The ``bourse`` command line: serve, demo, db, admin, ledger."""
+"""The ``bourse`` command line: serve, demo, db, admin, ledger, merchant, feeshare."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 ledger_app = typer.Typer(help="Ledger commands", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+from bourse.cli.feeshare import feeshare_app, merchant_app  # noqa: E402
+
+app.add_typer(merchant_app, name="merchant")
+app.add_typer(feeshare_app, name="feeshare")
 
 DataDir = Annotated[
     Path | None,

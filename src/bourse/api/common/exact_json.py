@@ -9,6 +9,7 @@ itself; strings go through ``json.dumps`` (escaping), floats are refused outrigh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,18 @@ from starlette.responses import Response
 from bourse.domain.errors import InvalidInput
 
 DEFAULT_MAX_BYTES = 64 * 1024
+
+_JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+class RawNumber(str):
+    """A number already in the exact text a spec shows (``0E-16``, ``0.0004000000000000``),
+    written unquoted as it is; refused unless it is a JSON number."""
+
+    def __new__(cls, text: str) -> RawNumber:
+        if not _JSON_NUMBER.fullmatch(text):
+            raise ValueError(f"{text!r} is not a JSON number")
+        return super().__new__(cls, text)
 
 
 def decimal_text(value: Decimal) -> str:
@@ -40,6 +53,8 @@ def _write(value: Any, out: list[str]) -> None:
         out.append("true")
     elif value is False:
         out.append("false")
+    elif isinstance(value, RawNumber):
+        out.append(str.__str__(value))
     elif isinstance(value, str):
         out.append(json.dumps(value, ensure_ascii=False))
     elif isinstance(value, Decimal):
