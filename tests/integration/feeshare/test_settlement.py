@@ -175,6 +175,21 @@ async def test_a_tampered_record_is_not_settled_the_remark_says_so_and_staff_are
     assert mismatches[0].data["recordId"] == r["id"] and mismatches[0].data["companyId"] == 1411
 
 
+async def test_a_record_put_back_is_settled_by_a_later_run_and_keeps_the_remark(container, clock):
+    await example_day(container, clock)
+    next_morning(clock)
+    await container.feeshare.collect(DAY)
+    await container.feeshare.calculate(DAY)
+    await execute(container, "UPDATE feeshare_records SET value_all = 2")
+    assert (await container.feeshare.run_day(DAY)).refused == 1
+    await execute(container, "UPDATE feeshare_records SET value_all = 1")
+    again = await container.feeshare.run_day(DAY)
+    assert (again.settled, again.refused) == (1, 0)
+    (r,) = await records(container)
+    assert (r["status"], r["remark"]) == (3, FINGERPRINT_ERROR)
+    assert await pool(container, 1411) == D("0.001")
+
+
 async def test_the_cap_binds_when_income_share_exceeds_max_rate_of_the_volume(container, clock):
     world = await make_world(container, clock)
     # Half the fee would be 0.0025 BTC; the cap is 1 BTC * 0.001.
