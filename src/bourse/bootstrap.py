@@ -35,8 +35,8 @@ from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
 from bourse.service.market_files import MarketFileService
 from bourse.service.marketdata import MarketDataService
-from bourse.service.merchants import MerchantService
 from bourse.service.markets import MarketService
+from bourse.service.merchants import MerchantService
 from bourse.service.notifications import NotificationService
 from bourse.service.ports import Clock, EventBus, Mailer, PasswordHasher, UnitOfWork
 from bourse.service.price_alerts import PriceAlertService

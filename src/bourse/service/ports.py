@@ -26,6 +26,7 @@ from bourse.domain.callbacks import (
     SendOutcome,
 )
 from bourse.domain.categories import CategoryRow, CategoryTree
+from bourse.domain.fees import CommissionProfile, CommissionRule
 from bourse.domain.feeshare import (
     BillingStatus,
     FeeShareRecord,
@@ -35,7 +36,6 @@ from bourse.domain.feeshare import (
     ShareTerms,
     Statistic,
 )
-from bourse.domain.fees import CommissionProfile, CommissionRule
 from bourse.domain.history import BillingTotals, HistoryQuery, MarketPrice, OwnOrdersQuery, Rates
 from bourse.domain.identity import Role
 from bourse.domain.ledger import Asset, Balance, Hold, LedgerCheckReport, LedgerTransaction
