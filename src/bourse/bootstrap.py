@@ -46,7 +46,6 @@ from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
 from bourse.service.workspace import WorkspaceService
 
-
 # Connections of the matching engine runners (one batch at a time per market), apart from the
 # request pool so that a runner always finds a connection with its statements already prepared.
 ENGINE_POOL_SIZE = 4
@@ -122,8 +121,9 @@ def make_mailer(settings: Settings) -> Mailer:
     )
 
 
-def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
-          clock: Clock | None = None) -> Container:
+def build(
+    settings: Settings, url: str, *, hasher: PasswordHasher | None = None, clock: Clock | None = None
+) -> Container:
     """Wire the services for one process. ``url`` must already be migrated."""
     engine = make_engine(url, settings.db_pool_size)
     clock = clock or SystemClock()
@@ -141,8 +141,13 @@ def build(settings: Settings, url: str, *, hasher: PasswordHasher | None = None,
         uow,
         clock,
         hasher or Argon2PasswordHasher(),
-        JwtCodec(settings.jwt_secret.get_secret_value(), settings.jwt_issuer, settings.jwt_audience,
-                 settings.jwt_ttl_seconds, clock),
+        JwtCodec(
+            settings.jwt_secret.get_secret_value(),
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.jwt_ttl_seconds,
+            clock,
+        ),
         cipher,
         TotpCodes(),
         LoginPolicy(

@@ -12,8 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
-DEV_SECRET_KEY = "dev-only-master-key-change-me-0123456789abcdef"  # noqa: S105
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
+DEV_SECRET_KEY = "dev-only-master-key-change-me-0123456789abcdef"
 
 
 class Settings(BaseSettings):
@@ -47,7 +47,8 @@ class Settings(BaseSettings):
 
     root_asset: str = "USDT"
     callback_allowlist: tuple[str, ...] = Field(
-        default=(), description="host[:port] entries a transfer callbackUrl may point at despite being private"
+        default=(),
+        description="host[:port] entries a transfer callbackUrl may point at despite being private",
     )
     db_pool_size: int = 10
     background_jobs: bool = Field(
@@ -67,7 +68,8 @@ class Settings(BaseSettings):
         default=None, description="true: require STARTTLS; false: never; unset: when the server offers it"
     )
     public_url: str | None = Field(
-        default=None, description="the API's address as users reach it (links in mails); unset: http://HOST:PORT"
+        default=None,
+        description="the API's address as users reach it (links in mails); unset: http://HOST:PORT",
     )
     report_retention_days: int = Field(default=7, ge=1, description="a report downloads for this long")
     report_timeout_seconds: int = Field(default=1800, ge=1, description="longest a report may run")

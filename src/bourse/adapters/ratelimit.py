@@ -20,8 +20,9 @@ class LimitsRateLimiter:
     def __init__(self, rate: int, burst: int, redis_url: str | None = None) -> None:
         window = max(1, math.ceil(burst / rate))
         self._item = RateLimitItemPerSecond(burst, window)
-        storage: Storage = RedisStorage(redis_url.replace("redis://", "async+redis://", 1)) if redis_url \
-            else MemoryStorage()
+        storage: Storage = (
+            RedisStorage(redis_url.replace("redis://", "async+redis://", 1)) if redis_url else MemoryStorage()
+        )
         self._limiter = MovingWindowRateLimiter(storage)
 
     async def hit(self, key: str) -> int | None:

@@ -12,8 +12,9 @@ from bourse.cli.runtime import Cli, ServeLock, database, load_settings, print_js
 from bourse.config import Settings
 from bourse.logs import configure_logging
 
-app = Cli(help="bourse: crypto trading and brokerage platform", no_args_is_help=True,
-          pretty_exceptions_enable=False)
+app = Cli(
+    help="bourse: crypto trading and brokerage platform", no_args_is_help=True, pretty_exceptions_enable=False
+)
 db_app = typer.Typer(help="Database commands", no_args_is_help=True)
 admin_app = typer.Typer(help="Users, roles and credentials", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -27,8 +28,12 @@ app.add_typer(feeshare_app, name="feeshare")
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="BOURSE_DATA_DIR", help="where the embedded PostgreSQL keeps its data",
-                 show_default="./var"),
+    typer.Option(
+        "--data-dir",
+        envvar="BOURSE_DATA_DIR",
+        help="where the embedded PostgreSQL keeps its data",
+        show_default="./var",
+    ),
 ]
 Host = Annotated[str | None, typer.Option("--host", help="bind address", show_default="127.0.0.1")]
 Port = Annotated[int | None, typer.Option("--port", help="bind port", show_default="8000")]
@@ -48,8 +53,14 @@ def _serve(settings: Settings, on_ready: object = None) -> None:
         import asyncio
 
         asyncio.run(on_ready(settings, url))
-    uvicorn.run(create_app(container), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, proxy_headers=False)
+    uvicorn.run(
+        create_app(container),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 @app.command()
@@ -79,8 +90,10 @@ def create_user(
     password: Annotated[str, typer.Option("--password", help="at least 8 characters")],
     email: Annotated[str | None, typer.Option("--email")] = None,
     phone: Annotated[str | None, typer.Option("--phone")] = None,
-    role: Annotated[list[str] | None, typer.Option("--role", help="trader (default), admin, operator, "
-                                                   "accountant, support; repeatable")] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", help="trader (default), admin, operator, accountant, support; repeatable"),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a user with a default trading account; prints uid, userId, username, accountId."""
@@ -88,10 +101,17 @@ def create_user(
 
     async def work(c: Container) -> None:
         roles = tuple(parse_role(r) for r in (role or ["trader"]))
-        created = await c.identity.create_user(username, password, email=email, phone=phone, roles=roles,
-                                               actor="cli")
-        print_json({"uid": created.user.uid, "userId": str(created.user.uid),
-                    "username": created.user.username, "accountId": created.account.account_id})
+        created = await c.identity.create_user(
+            username, password, email=email, phone=phone, roles=roles, actor="cli"
+        )
+        print_json(
+            {
+                "uid": created.user.uid,
+                "userId": str(created.user.uid),
+                "username": created.user.username,
+                "accountId": created.account.account_id,
+            }
+        )
 
     run_with_container(load_settings(data_dir), work)
 

@@ -50,25 +50,47 @@ ROLE_OPERATIONS: dict[Role, frozenset[Operation]] = {
     # Runs the venue day to day: markets, assets, accounts and money in and out.
     Role.OPERATOR: frozenset(
         {
-            _O.VIEW_COMMON, _O.VIEW_ACTIVE_ACCOUNTS, _O.VIEW_BALANCES, _O.VIEW_ORDERS, _O.VIEW_TRADES,
-            _O.VIEW_TRANSFERS, _O.MANAGE_TRANSFERS, _O.MANAGE_ASSETS, _O.MANAGE_MARKETS,
-            _O.MANAGE_MARKETS_CATEGORIES, _O.MANAGE_ACCOUNTS, _O.VIEW_COMMISSION_RULES,
+            _O.VIEW_COMMON,
+            _O.VIEW_ACTIVE_ACCOUNTS,
+            _O.VIEW_BALANCES,
+            _O.VIEW_ORDERS,
+            _O.VIEW_TRADES,
+            _O.VIEW_TRANSFERS,
+            _O.MANAGE_TRANSFERS,
+            _O.MANAGE_ASSETS,
+            _O.MANAGE_MARKETS,
+            _O.MANAGE_MARKETS_CATEGORIES,
+            _O.MANAGE_ACCOUNTS,
+            _O.VIEW_COMMISSION_RULES,
             _O.MANAGE_CHARTS,
         }
     ),
     # Reads money: balances, fees, revenue, reports; moves nothing.
     Role.ACCOUNTANT: frozenset(
         {
-            _O.VIEW_COMMON, _O.VIEW_ACTIVE_ACCOUNTS, _O.VIEW_BALANCES, _O.VIEW_BILLING_INFO,
-            _O.VIEW_COMMISSIONS, _O.VIEW_MARKUP_REVENUE, _O.VIEW_ORDERS, _O.VIEW_TRADES,
-            _O.VIEW_TRANSFERS, _O.VIEW_REPORTS, _O.MANAGE_REPORTS, _O.VIEW_COMMISSION_RULES,
+            _O.VIEW_COMMON,
+            _O.VIEW_ACTIVE_ACCOUNTS,
+            _O.VIEW_BALANCES,
+            _O.VIEW_BILLING_INFO,
+            _O.VIEW_COMMISSIONS,
+            _O.VIEW_MARKUP_REVENUE,
+            _O.VIEW_ORDERS,
+            _O.VIEW_TRADES,
+            _O.VIEW_TRANSFERS,
+            _O.VIEW_REPORTS,
+            _O.MANAGE_REPORTS,
+            _O.VIEW_COMMISSION_RULES,
             _O.MANAGE_CHARTS,
         }
     ),
     # Answers customers: sees their state, changes nothing.
     Role.SUPPORT: frozenset(
         {
-            _O.VIEW_COMMON, _O.VIEW_ACTIVE_ACCOUNTS, _O.VIEW_BALANCES, _O.VIEW_ORDERS, _O.VIEW_TRADES,
+            _O.VIEW_COMMON,
+            _O.VIEW_ACTIVE_ACCOUNTS,
+            _O.VIEW_BALANCES,
+            _O.VIEW_ORDERS,
+            _O.VIEW_TRADES,
             _O.VIEW_TRANSFERS,
         }
     ),

@@ -15,7 +15,7 @@ RequestId = NewType("RequestId", str)
 
 def parse_decimal(value: object, field: str) -> Decimal:
     """A finite Decimal from a JSON string or int; floats are refused (they already lost precision)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise InvalidInput(f"{field} must be a decimal string", field=field)
     try:
         number = Decimal(str(value).strip()) if isinstance(value, (str, int)) else None

@@ -71,8 +71,10 @@ class AccountService:
         async with self._uow() as uow:
             if await uow.users.get(uid) is None:
                 raise NotFound(f"user {uid} not found", field="userId")
-            return [AccountView(a, await account_balances(uow, a.account_id))
-                    for a in await uow.accounts.list_for_user(uid)]
+            return [
+                AccountView(a, await account_balances(uow, a.account_id))
+                for a in await uow.accounts.list_for_user(uid)
+            ]
 
     async def user_account(self, uid: UserId, account_id: str) -> AccountView:
         async with self._uow() as uow:
@@ -83,8 +85,13 @@ class AccountService:
             return AccountView(account, await account_balances(uow, account.account_id))
 
     async def open_account(
-        self, principal: Principal, uid: UserId, name: str, account_type: str | None,
-        account_group_id: str | None, meta: RequestMeta,
+        self,
+        principal: Principal,
+        uid: UserId,
+        name: str,
+        account_type: str | None,
+        account_group_id: str | None,
+        meta: RequestMeta,
     ) -> AccountRecord:
         name = (name or "").strip()
         if not name or len(name) > 64:
@@ -99,9 +106,16 @@ class AccountService:
             account = await uow.accounts.add(new_account_id(), uid, name, kind, False)
             if group_id != DEFAULT_GROUP_ID:  # a new account is in the default group already
                 await uow.account_groups.set_account_group(account.account_id, group_id)
-            await uow.audit.append(AuditEntry(principal.username, AuditAction.ACCOUNT_OPENED,
-                                              f"account:{account.account_id}", meta.request_id, meta.ip,
-                                              {"uid": uid, "accountType": kind, "accountGroupId": group_id}))
+            await uow.audit.append(
+                AuditEntry(
+                    principal.username,
+                    AuditAction.ACCOUNT_OPENED,
+                    f"account:{account.account_id}",
+                    meta.request_id,
+                    meta.ip,
+                    {"uid": uid, "accountType": kind, "accountGroupId": group_id},
+                )
+            )
             await uow.commit()
         return account
 

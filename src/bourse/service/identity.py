@@ -105,16 +105,23 @@ class IdentityService:
                 await uow.users.grant(uid, role)
             account = await uow.accounts.add(new_account_id(), uid, "Main", DEFAULT_ACCOUNT_TYPE, True)
             await self._audit(
-                uow, meta, actor, AuditAction.USER_CREATED, f"user:{uid}",
-                username=username, roles=[r.value for r in roles], accountId=account.account_id,
+                uow,
+                meta,
+                actor,
+                AuditAction.USER_CREATED,
+                f"user:{uid}",
+                username=username,
+                roles=[r.value for r in roles],
+                accountId=account.account_id,
             )
             await uow.commit()
             record = await self._require_user(uow, uid)
             user = await self._to_user(uow, record)
         return CreatedUser(user, account)
 
-    async def grant(self, username: str, role_name: str, *, meta: RequestMeta | None = None,
-                    actor: str = "system") -> bool:
+    async def grant(
+        self, username: str, role_name: str, *, meta: RequestMeta | None = None, actor: str = "system"
+    ) -> bool:
         role = parse_role(role_name)
         async with self._uow() as uow:
             record = await uow.users.get_by_username(username)
@@ -122,13 +129,15 @@ class IdentityService:
                 raise NotFound(f"no user {username!r}")
             added = await uow.users.grant(record.uid, role)
             if added:
-                await self._audit(uow, meta, actor, AuditAction.ROLE_GRANTED, f"user:{record.uid}",
-                                  role=role.value)
+                await self._audit(
+                    uow, meta, actor, AuditAction.ROLE_GRANTED, f"user:{record.uid}", role=role.value
+                )
             await uow.commit()
         return added
 
-    async def revoke_role(self, username: str, role_name: str, *, meta: RequestMeta | None = None,
-                          actor: str = "system") -> bool:
+    async def revoke_role(
+        self, username: str, role_name: str, *, meta: RequestMeta | None = None, actor: str = "system"
+    ) -> bool:
         role = parse_role(role_name)
         async with self._uow() as uow:
             record = await uow.users.get_by_username(username)
@@ -136,8 +145,9 @@ class IdentityService:
                 raise NotFound(f"no user {username!r}")
             removed = await uow.users.revoke_role(record.uid, role)
             if removed:
-                await self._audit(uow, meta, actor, AuditAction.ROLE_REVOKED, f"user:{record.uid}",
-                                  role=role.value)
+                await self._audit(
+                    uow, meta, actor, AuditAction.ROLE_REVOKED, f"user:{record.uid}", role=role.value
+                )
             await uow.commit()
         return removed
 
@@ -158,8 +168,9 @@ class IdentityService:
         async with self._uow() as uow:
             retry_after = await self._throttled_for(uow, username, meta.ip, now)
             if retry_after is not None:
-                await self._audit(uow, meta, username, AuditAction.LOGIN_FAILED, f"username:{username}",
-                                  reason="throttled")
+                await self._audit(
+                    uow, meta, username, AuditAction.LOGIN_FAILED, f"username:{username}", reason="throttled"
+                )
                 await uow.commit()
                 raise TooManyRequests("too many failed logins; try again later", retry_after=retry_after)
 
@@ -167,11 +178,14 @@ class IdentityService:
             reason = await self._check_credentials(uow, record, password, totp, now)
             if reason is not None:
                 await uow.login_failures.record(username, meta.ip, now)
-                await self._audit(uow, meta, username, AuditAction.LOGIN_FAILED, f"username:{username}",
-                                  reason=reason)
+                await self._audit(
+                    uow, meta, username, AuditAction.LOGIN_FAILED, f"username:{username}", reason=reason
+                )
                 await uow.commit()
                 raise NotAuthenticated(
-                    "a valid TOTP code is required" if reason.startswith("totp") else "bad username or password"
+                    "a valid TOTP code is required"
+                    if reason.startswith("totp")
+                    else "bad username or password"
                 )
             assert record is not None
             if self._hasher.needs_rehash(record.password_hash):
@@ -183,7 +197,9 @@ class IdentityService:
             await uow.commit()
         return IssuedToken(token, self._tokens.ttl_seconds)
 
-    async def _throttled_for(self, uow: UnitOfWork, username: str, ip: str | None, now: datetime) -> int | None:
+    async def _throttled_for(
+        self, uow: UnitOfWork, username: str, ip: str | None, now: datetime
+    ) -> int | None:
         p = self._policy
         since = now - p.window
         unlock_at: datetime | None = None
@@ -224,8 +240,14 @@ class IdentityService:
         async with self._uow() as uow:
             expires = self._clock.now() + timedelta(seconds=self._tokens.ttl_seconds)
             await uow.revoked_tokens.revoke(principal.token_id, principal.uid, expires)
-            await self._audit(uow, meta, principal.username, AuditAction.LOGOUT, f"user:{principal.uid}",
-                              jti=principal.token_id)
+            await self._audit(
+                uow,
+                meta,
+                principal.username,
+                AuditAction.LOGOUT,
+                f"user:{principal.uid}",
+                jti=principal.token_id,
+            )
             await uow.commit()
 
     def token_is_genuine(self, token: str) -> bool:
@@ -258,7 +280,9 @@ class IdentityService:
                 raise Conflict("TOTP is already enabled; disable it first")
             secret = self._otp.new_secret()
             await uow.users.set_totp(principal.uid, self._cipher.encrypt(secret), enabled=False)
-            await self._audit(uow, meta, principal.username, AuditAction.TOTP_ENROLLED, f"user:{principal.uid}")
+            await self._audit(
+                uow, meta, principal.username, AuditAction.TOTP_ENROLLED, f"user:{principal.uid}"
+            )
             await uow.commit()
         return TotpEnrolment(secret, self._otp.provisioning_uri(secret, principal.username))
 
@@ -271,7 +295,9 @@ class IdentityService:
                 raise Conflict("enrol first: POST /auth/totp/enroll")
             await self._consume_code(uow, record, code)
             await uow.users.set_totp(principal.uid, record.totp_secret_enc, enabled=True)
-            await self._audit(uow, meta, principal.username, AuditAction.TOTP_ENABLED, f"user:{principal.uid}")
+            await self._audit(
+                uow, meta, principal.username, AuditAction.TOTP_ENABLED, f"user:{principal.uid}"
+            )
             await uow.commit()
 
     async def totp_disable(self, principal: Principal, code: str, meta: RequestMeta) -> None:
@@ -281,7 +307,9 @@ class IdentityService:
                 raise Conflict("TOTP is not enabled")
             await self._consume_code(uow, record, code)
             await uow.users.set_totp(principal.uid, None, enabled=False)
-            await self._audit(uow, meta, principal.username, AuditAction.TOTP_DISABLED, f"user:{principal.uid}")
+            await self._audit(
+                uow, meta, principal.username, AuditAction.TOTP_DISABLED, f"user:{principal.uid}"
+            )
             await uow.commit()
 
     async def _consume_code(self, uow: UnitOfWork, record: UserRecord, code: str) -> None:
@@ -315,7 +343,13 @@ class IdentityService:
         )
 
     @staticmethod
-    async def _audit(uow: UnitOfWork, meta: RequestMeta | None, actor: str, action: AuditAction,
-                     subject: str, **details: object) -> None:
+    async def _audit(
+        uow: UnitOfWork,
+        meta: RequestMeta | None,
+        actor: str,
+        action: AuditAction,
+        subject: str,
+        **details: object,
+    ) -> None:
         meta = meta or RequestMeta.cli()
         await uow.audit.append(AuditEntry(actor, action, subject, meta.request_id, meta.ip, dict(details)))

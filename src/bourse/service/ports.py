@@ -152,7 +152,9 @@ class RevokedTokenRepository(Protocol):
 
 class LoginFailureRepository(Protocol):
     async def record(self, username: str, ip: str | None, at: datetime) -> None: ...
-    async def nth_recent(self, username: str | None, ip: str | None, n: int, since: datetime) -> datetime | None:
+    async def nth_recent(
+        self, username: str | None, ip: str | None, n: int, since: datetime
+    ) -> datetime | None:
         """When the n-th most recent failure since ``since`` (for username, or from ip) happened, if any."""
         ...
 
@@ -196,7 +198,9 @@ class LedgerRepository(Protocol):
         asset then bucket."""
         ...
 
-    async def place_hold(self, owner: str, asset: AssetId, amount: Decimal, reference: str, kind: str) -> Hold:
+    async def place_hold(
+        self, owner: str, asset: AssetId, amount: Decimal, reference: str, kind: str
+    ) -> Hold:
         """Move ``amount`` available -> locked in one ledger transaction; the hold is pending."""
         ...
 
@@ -347,7 +351,9 @@ class MarketDataRepository(Protocol):
         """Insert or replace each candle, unless the stored one already covers a later trade."""
         ...
 
-    async def candles(self, market_id: str, interval: Interval, first_start: datetime, to: datetime) -> list[Candle]:
+    async def candles(
+        self, market_id: str, interval: Interval, first_start: datetime, to: datetime
+    ) -> list[Candle]:
         """Candles starting in [first_start, to], oldest first."""
         ...
 
@@ -384,12 +390,16 @@ class TradingRepository(Protocol):
         the trade ids by market_seq."""
         ...
 
-    async def reserve_client_ids(self, entries: Sequence[tuple[AccountId, str, int, bytes]]) -> set[tuple[str, str]]:
+    async def reserve_client_ids(
+        self, entries: Sequence[tuple[AccountId, str, int, bytes]]
+    ) -> set[tuple[str, str]]:
         """Insert (account, clientOrderId, orderId, fingerprint) unless the pair exists; the pairs inserted.
         A pair a concurrent transaction is inserting waits for it to finish."""
         ...
 
-    async def client_id_owners(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, bytes]]:
+    async def client_id_owners(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bytes]]:
         """(orderId, fingerprint) of each reserved (account, clientOrderId) pair."""
         ...
 
@@ -423,7 +433,9 @@ class OrderEngines(Protocol):
         IdempotencyConflict for a clientOrderId used with another request; MarketStopped; NotFound."""
         ...
 
-    async def cancel(self, market_id: str, account_id: AccountId, order_id: int, *, stop_only: bool) -> Order | None:
+    async def cancel(
+        self, market_id: str, account_id: AccountId, order_id: int, *, stop_only: bool
+    ) -> Order | None:
         """The cancelled order, or None if it was not live (any more)."""
         ...
 
@@ -686,7 +698,9 @@ class ClaimedFile:
 class MarketFileRepository(Protocol):
     """Market file imports and exports with their background job state."""
 
-    async def add(self, file: MarketFile, content: bytes | None, uid: UserId, request_id: str | None) -> None: ...
+    async def add(
+        self, file: MarketFile, content: bytes | None, uid: UserId, request_id: str | None
+    ) -> None: ...
     async def get(self, file_id: str) -> MarketFile | None: ...
     async def content(self, file_id: str) -> bytes | None: ...
     async def claim(self, now: datetime, lease_until: datetime, token: str) -> ClaimedFile | None:
@@ -694,7 +708,9 @@ class MarketFileRepository(Protocol):
         claiming), leased to ``token`` until ``lease_until``; None when there is none."""
         ...
 
-    async def save(self, file_id: str, token: str, progress: Progress, lease_until: datetime, now: datetime) -> bool:
+    async def save(
+        self, file_id: str, token: str, progress: Progress, lease_until: datetime, now: datetime
+    ) -> bool:
         """Record progress and extend the lease; False (nothing written) once ``token`` lost the lease."""
         ...
 
@@ -789,7 +805,9 @@ class FeeShareRepository(Protocol):
         """Stage 1 -> 3; False if the record was not at stage 1."""
         ...
 
-    async def latest_price(self, base: AssetId, quote: AssetId, before: datetime) -> tuple[Decimal, datetime] | None:
+    async def latest_price(
+        self, base: AssetId, quote: AssetId, before: datetime
+    ) -> tuple[Decimal, datetime] | None:
         """Price and time of the last trade before ``before`` on a market base/quote."""
         ...
 
@@ -798,7 +816,9 @@ class FeeShareRepository(Protocol):
         ...
 
     async def last_run(self) -> date | None: ...
-    async def complete_run(self, day: date, records: int, settled: int, refused: int, at: datetime) -> None: ...
+    async def complete_run(
+        self, day: date, records: int, settled: int, refused: int, at: datetime
+    ) -> None: ...
 
 
 class UnitOfWork(Protocol):

@@ -60,7 +60,9 @@ class SqlUserRepository:
     ) -> UserId:
         stmt = (
             insert(t.users)
-            .values(username=username, email=email, phone=phone, password_hash=password_hash, group_name=group)
+            .values(
+                username=username, email=email, phone=phone, password_hash=password_hash, group_name=group
+            )
             .returning(t.users.c.uid)
         )
         try:
@@ -84,7 +86,9 @@ class SqlUserRepository:
 
     async def set_totp(self, uid: UserId, secret_enc: str | None, enabled: bool) -> None:
         await self._c.execute(
-            update(t.users).where(t.users.c.uid == uid).values(totp_secret_enc=secret_enc, totp_enabled=enabled)
+            update(t.users)
+            .where(t.users.c.uid == uid)
+            .values(totp_secret_enc=secret_enc, totp_enabled=enabled)
         )
 
     async def use_totp_step(self, uid: UserId, step: int) -> bool:
@@ -125,8 +129,13 @@ class SqlUserRepository:
         revoked = exists().where(t.revoked_tokens.c.jti == jti)
         row = (
             await self._c.execute(
-                select(t.users.c.uid, t.users.c.username, t.users.c.is_active, roles.label("roles"),
-                       revoked.label("revoked")).where(t.users.c.uid == uid)
+                select(
+                    t.users.c.uid,
+                    t.users.c.username,
+                    t.users.c.is_active,
+                    roles.label("roles"),
+                    revoked.label("revoked"),
+                ).where(t.users.c.uid == uid)
             )
         ).first()
         if row is None:
@@ -150,8 +159,13 @@ class SqlAccountRepository:
         row = (
             await self._c.execute(
                 insert(t.accounts)
-                .values(account_id=account_id, uid=uid, name=name, account_type=account_type,
-                        is_default=is_default)
+                .values(
+                    account_id=account_id,
+                    uid=uid,
+                    name=name,
+                    account_type=account_type,
+                    is_default=is_default,
+                )
                 .returning(*t.accounts.c)
             )
         ).one()
@@ -163,7 +177,9 @@ class SqlAccountRepository:
 
     async def list_for_user(self, uid: UserId) -> list[AccountRecord]:
         rows = await self._c.execute(
-            select(t.accounts).where(t.accounts.c.uid == uid).order_by(t.accounts.c.created_at, t.accounts.c.account_id)
+            select(t.accounts)
+            .where(t.accounts.c.uid == uid)
+            .order_by(t.accounts.c.created_at, t.accounts.c.account_id)
         )
         return [_account(r) for r in rows]
 
@@ -182,7 +198,9 @@ class SqlRevokedTokenRepository:
 
     async def revoke(self, jti: str, uid: UserId, expires_at: datetime) -> None:
         await self._c.execute(
-            pg_insert(t.revoked_tokens).values(jti=jti, uid=uid, expires_at=expires_at).on_conflict_do_nothing()
+            pg_insert(t.revoked_tokens)
+            .values(jti=jti, uid=uid, expires_at=expires_at)
+            .on_conflict_do_nothing()
         )
 
 
@@ -193,12 +211,18 @@ class SqlLoginFailureRepository:
     async def record(self, username: str, ip: str | None, at: datetime) -> None:
         await self._c.execute(insert(t.login_failures).values(username=username, ip=ip, at=at))
 
-    async def nth_recent(self, username: str | None, ip: str | None, n: int, since: datetime) -> datetime | None:
+    async def nth_recent(
+        self, username: str | None, ip: str | None, n: int, since: datetime
+    ) -> datetime | None:
         lf = t.login_failures
         who = lf.c.username == username if username is not None else lf.c.ip == ip
         row = (
             await self._c.execute(
-                select(lf.c.at).where(and_(who, lf.c.at > since)).order_by(lf.c.at.desc()).offset(n - 1).limit(1)
+                select(lf.c.at)
+                .where(and_(who, lf.c.at > since))
+                .order_by(lf.c.at.desc())
+                .offset(n - 1)
+                .limit(1)
             )
         ).first()
         return row.at if row else None
@@ -240,7 +264,9 @@ class SqlAppKeyRepository:
         self._c = conn
 
     async def add(self, app_key: str, company_id: str, secret_enc: str) -> None:
-        await self._c.execute(insert(t.app_keys).values(app_key=app_key, company_id=company_id, secret_enc=secret_enc))
+        await self._c.execute(
+            insert(t.app_keys).values(app_key=app_key, company_id=company_id, secret_enc=secret_enc)
+        )
 
     async def get(self, app_key: str) -> AppKeyRecord | None:
         row = (await self._c.execute(select(t.app_keys).where(t.app_keys.c.app_key == app_key))).first()
@@ -251,7 +277,9 @@ class SqlAppKeyRepository:
     async def revoke(self, app_key: str) -> bool:
         ak = t.app_keys
         result = await self._c.execute(
-            update(ak).where(and_(ak.c.app_key == app_key, ak.c.revoked_at.is_(None))).values(revoked_at=func.now())
+            update(ak)
+            .where(and_(ak.c.app_key == app_key, ak.c.revoked_at.is_(None)))
+            .values(revoked_at=func.now())
         )
         return result.rowcount == 1
 

@@ -80,11 +80,22 @@ accounts = Table(
     Column("is_default", Boolean, nullable=False, server_default=text("false")),
     _created_at(),
     # Added by migration 0005 (market_tables.commission_profiles); every account pays by a profile.
-    Column("commission_profile_id", Text, ForeignKey("commission_profiles.id"), nullable=False,
-           server_default="default"),
+    Column(
+        "commission_profile_id",
+        Text,
+        ForeignKey("commission_profiles.id"),
+        nullable=False,
+        server_default="default",
+    ),
     # Added by migration 0011 (backoffice_tables.account_groups); every account is in one group.
-    Column("account_group_id", Text, ForeignKey("account_groups.id"), nullable=False, index=True,
-           server_default="default"),
+    Column(
+        "account_group_id",
+        Text,
+        ForeignKey("account_groups.id"),
+        nullable=False,
+        index=True,
+        server_default="default",
+    ),
     Index("uq_accounts_one_default_per_user", "uid", unique=True, postgresql_where=text("is_default")),
 )
 

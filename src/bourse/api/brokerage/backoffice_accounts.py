@@ -65,8 +65,10 @@ class AccountOut(BaseModel):
             accountId=view.account.account_id,
             accountName=view.account.name,
             accountType=view.account.account_type,
-            balances=[BalanceOut(assetId=b.asset_id, locked=format_decimal(b.locked), total=format_decimal(b.total))
-                      for b in view.balances],
+            balances=[
+                BalanceOut(assetId=b.asset_id, locked=format_decimal(b.locked), total=format_decimal(b.total))
+                for b in view.balances
+            ],
         )
 
 
@@ -103,8 +105,9 @@ async def user_accounts(user_id: int, services: Services, _: ViewCommon) -> list
 
 
 @router.post("/users/{user_id}/accounts", status_code=201, response_model=AccountCreatedOut)
-async def open_account(user_id: int, body: AccountIn, services: Services, meta: Meta,
-                       principal: ManageAccounts) -> AccountCreatedOut:
+async def open_account(
+    user_id: int, body: AccountIn, services: Services, meta: Meta, principal: ManageAccounts
+) -> AccountCreatedOut:
     account = await services.accounts.open_account(
         principal, UserId(user_id), body.accountName, body.accountType, body.accountGroupId, meta
     )

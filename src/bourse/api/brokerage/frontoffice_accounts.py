@@ -47,5 +47,7 @@ async def my_accounts(services: Services, principal: Trader) -> list[MyAccountOu
 @router.get("/assets", response_model=list[FrontAssetOut])
 async def assets(services: Services, _: Trader) -> list[FrontAssetOut]:
     rat = services.accounts.root_asset
-    return [FrontAssetOut(assetId=a.id, assetName=a.name, isRootAsset=a.id == rat)
-            for a in await services.ledger.list_assets()]
+    return [
+        FrontAssetOut(assetId=a.id, assetName=a.name, isRootAsset=a.id == rat)
+        for a in await services.ledger.list_assets()
+    ]

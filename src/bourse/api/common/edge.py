@@ -23,7 +23,9 @@ log = structlog.get_logger("bourse.http")
 
 REQUESTS = Counter("bourse_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
-    "bourse_http_request_seconds", "HTTP request latency", ["method", "route"],
+    "bourse_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 RATE_LIMITED = Counter("bourse_http_rate_limited_total", "Requests refused by the rate limiter")
@@ -85,7 +87,9 @@ class EdgeMiddleware:
             retry_after = await self.limiter.hit(caller_key(scope, self.genuine)) if self.limiter else None
             if retry_after is not None:
                 RATE_LIMITED.inc()
-                response = render(scope["path"], TooManyRequests("rate limit exceeded", retry_after), request_id)
+                response = render(
+                    scope["path"], TooManyRequests("rate limit exceeded", retry_after), request_id
+                )
                 await response(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
@@ -96,5 +100,10 @@ class EdgeMiddleware:
             method = scope.get("method", "")
             REQUESTS.labels(method, route_name, str(status_holder[0])).inc()
             LATENCY.labels(method, route_name).observe(elapsed)
-            log.info("request", method=method, path=scope["path"], status=status_holder[0],
-                     ms=round(elapsed * 1000, 2))
+            log.info(
+                "request",
+                method=method,
+                path=scope["path"],
+                status=status_holder[0],
+                ms=round(elapsed * 1000, 2),
+            )

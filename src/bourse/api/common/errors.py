@@ -31,8 +31,15 @@ STATUS: list[tuple[type[e.BourseError], int]] = [
     (e.InvariantViolation, 500),
 ]
 
-HTTP_CODES = {400: e.InvalidInput, 401: e.NotAuthenticated, 403: e.PermissionDenied, 404: e.NotFound,
-              405: e.InvalidInput, 409: e.Conflict, 429: e.TooManyRequests}
+HTTP_CODES = {
+    400: e.InvalidInput,
+    401: e.NotAuthenticated,
+    403: e.PermissionDenied,
+    404: e.NotFound,
+    405: e.InvalidInput,
+    409: e.Conflict,
+    429: e.TooManyRequests,
+}
 
 
 def status_of(error: e.BourseError) -> int:
@@ -99,8 +106,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = HTTP_CODES.get(exc.status_code, e.BourseError)
-        error = (kind("too many requests", retry_after=1) if kind is e.TooManyRequests
-                 else kind(str(exc.detail)))
+        error = (
+            kind("too many requests", retry_after=1) if kind is e.TooManyRequests else kind(str(exc.detail))
+        )
         response = render(request.url.path, error, _request_id(request))
         response.status_code = exc.status_code
         return response

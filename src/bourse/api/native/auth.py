@@ -67,7 +67,9 @@ async def token(
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> TokenOut:
     issued = await services.identity.login(username, password, totp, meta)
-    return TokenOut(access_token=issued.access_token, token_type=issued.token_type, expires_in=issued.expires_in)
+    return TokenOut(
+        access_token=issued.access_token, token_type=issued.token_type, expires_in=issued.expires_in
+    )
 
 
 @router.post("/logout", status_code=204, response_class=Response)
@@ -94,15 +96,16 @@ async def totp_enroll(services: Services, meta: Meta, principal: AuthenticatedPr
 
 
 @router.post("/totp/confirm", status_code=204, response_class=Response)
-async def totp_confirm(body: TotpCodeIn, services: Services, meta: Meta,
-                       principal: AuthenticatedPrincipal) -> Response:
+async def totp_confirm(
+    body: TotpCodeIn, services: Services, meta: Meta, principal: AuthenticatedPrincipal
+) -> Response:
     await services.identity.totp_confirm(principal, body.code, meta)
     return Response(status_code=204)
 
 
 @router.post("/totp/disable", status_code=204, response_class=Response)
-async def totp_disable(body: TotpCodeIn, services: Services, meta: Meta,
-                       principal: AuthenticatedPrincipal) -> Response:
+async def totp_disable(
+    body: TotpCodeIn, services: Services, meta: Meta, principal: AuthenticatedPrincipal
+) -> Response:
     await services.identity.totp_disable(principal, body.code, meta)
     return Response(status_code=204)
-
