@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from decimal import Decimal
 
 from rich.console import Console
 
@@ -25,6 +26,11 @@ DEMO_ASSETS = (
     ("BTC", "Bitcoin", 8, "Crypto"),
     ("ETH", "Ether", 8, "Crypto"),
     ("EUR", "Euro", 2, "Fiat"),
+)
+DEMO_MARKETS = (
+    ("BTC", "USDT", "Bitcoin / Tether USD", 2, 6),
+    ("ETH", "USDT", "Ether / Tether USD", 2, 5),
+    ("ETH", "BTC", "Ether / Bitcoin", 6, 5),
 )
 DEMO_DEPOSITS = (
     ("alice", "USDT", "10000"),
@@ -55,6 +61,24 @@ async def seed_and_print(settings: Settings, url: str) -> None:
             with contextlib.suppress(Conflict):
                 await container.ledger.create_asset(asset_id, name, scale, kind)
         demo_admin = Principal.of(UserId(0), "demo", frozenset({Role.ADMIN}))
+        for base, quote, full_name, price_scale, amount_scale in DEMO_MARKETS:
+            body = {
+                "baseAssetId": base,
+                "quoteAssetId": quote,
+                "fullName": full_name,
+                "displayName": f"{base}/{quote}",
+                "type": "Spot",
+                "status": "Active",
+                "priceScale": price_scale,
+                "amountScale": amount_scale,
+                "tickSize": str(Decimal(1).scaleb(-price_scale)),
+                "lotStep": str(Decimal(1).scaleb(-amount_scale)),
+                "minAmount": str(Decimal(1).scaleb(-amount_scale)),
+                "priceDeviation": "0.2",
+                "slippageRate": "0.05",
+            }
+            with contextlib.suppress(Conflict):
+                await container.markets.create(demo_admin, body, RequestMeta.cli())
         for username, asset_id, amount in DEMO_DEPOSITS:
             # deduplicationId makes the seed deposit happen once, however often the demo starts.
             await container.transfers.deposit(
@@ -81,4 +105,5 @@ async def seed_and_print(settings: Settings, url: str) -> None:
     for username, password, roles in DEMO_USERS:
         out.print(f"  {username:<9} {password:<20} {', '.join(r.value for r in roles)}")
     out.print("balances: alice 10000 USDT + 1.5 BTC, bob 5000 USDT + 20 ETH")
+    out.print(f"markets: {', '.join(f'{b}{q}' for b, q, *_ in DEMO_MARKETS)}")
     out.print(f"ext-orders service token ({DEMO_SERVICE_TOKEN}): {token.token}\n")
