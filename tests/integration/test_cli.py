@@ -102,7 +102,10 @@ class Server:
         return self.log.read_text().splitlines()
 
 
-def start_serve(data_dir: Path, name: str) -> Server:
+def start_serve(
+    data_dir: Path, name: str, *, env: dict[str, str] | None = None, ready_within: float = 90
+) -> Server:
+    """``bourse serve`` on a free port, its log beside the data dir; returns once /readyz answers."""
     port = free_port()
     log = data_dir.parent / f"{name}.log"
     with log.open("wb") as err:
@@ -110,10 +113,10 @@ def start_serve(data_dir: Path, name: str) -> Server:
             [str(BOURSE), "serve", "--data-dir", str(data_dir), "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=err,
-            env=ENV,
+            env=ENV if env is None else env,
         )
     server = Server(process, port, log)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + ready_within
     while time.monotonic() < deadline:
         assert process.poll() is None, f"serve exited: {log.read_text()}"
         try:

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
-BOURSE = Path(sys.executable).with_name("bourse")
+from tests.integration.test_cli import BOURSE, free_port
+
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("BOURSE_")} | {"BOURSE_RATE_LIMIT": "off"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_demo(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import subprocess
-import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.integration.test_cli import BOURSE, Server, free_port, postmaster
+from tests.integration.test_cli import BOURSE, Server, postmaster, start_serve
 
 ENV = {
     **{k: v for k, v in os.environ.items() if not k.startswith("BOURSE_")},
@@ -72,27 +71,7 @@ def cli_together(data_dir: Path, *commands: tuple[str, ...]) -> list[dict[str, A
 
 
 def serve(data_dir: Path, name: str) -> Server:
-    port = free_port()
-    log = data_dir.parent / f"{name}.log"
-    with log.open("wb") as err:
-        process = subprocess.Popen(
-            [str(BOURSE), "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=ENV,
-        )
-    server = Server(process, port, log)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"serve exited: {log.read_text()}"
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError(f"serve did not become ready: {log.read_text()}")
+    return start_serve(data_dir, name, env=ENV, ready_within=120)
 
 
 def token(server: Server, username: str, password: str) -> dict[str, str]:
