@@ -17,7 +17,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    DateTime,
     ForeignKey,
     Identity,
     Index,
@@ -31,13 +30,10 @@ from sqlalchemy import (
 )
 
 from bourse.adapters.db.tables import metadata
+from bourse.adapters.db.tables import timestamp_column as _ts
 
 AMOUNT = Numeric(48, 16, asdecimal=True)
 RATE = Numeric(18, 16, asdecimal=True)
-
-
-def _ts(name: str) -> Column:
-    return Column(name, DateTime(timezone=True), nullable=False)
 
 
 merchants = Table(

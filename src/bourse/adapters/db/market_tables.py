@@ -11,13 +11,10 @@ account's profile, ``default`` unless changed.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -31,12 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from bourse.adapters.db.tables import metadata
+from bourse.adapters.db.tables import timestamp_column as _ts
 
 MONEY = Numeric(38, 18, asdecimal=True)
-
-
-def _ts(name: str) -> Column[Any]:
-    return Column(name, DateTime(timezone=True), nullable=False)
 
 
 markets = Table(

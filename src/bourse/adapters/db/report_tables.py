@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from bourse.adapters.db.tables import metadata
+from bourse.adapters.db.tables import timestamp_column as _ts
 
 
 def _exact(value: Any, out: list[str]) -> None:
@@ -79,10 +80,6 @@ class ExactJsonText(TypeDecorator[Any]):
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         return None if value is None else json.loads(value, parse_float=Decimal)
-
-
-def _ts(name: str, nullable: bool = False) -> Column[Any]:
-    return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
 _SOURCES = "'Balances', 'AccountBalances', 'Commissions', 'Orders', 'OpenOrders', 'ExternalOrders', 'Trades', 'UnsolicitedTrades', 'Transfers'"

@@ -3,6 +3,8 @@ repositories query through them. Money columns are NUMERIC, never float."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -31,6 +33,11 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def timestamp_column(name: str, nullable: bool = False) -> Column[Any]:
+    """A timestamptz column without a default: the use case sets the time (from its clock)."""
+    return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
 def _created_at() -> Column:
@@ -163,6 +170,7 @@ from bourse.adapters.db import (  # noqa: E402
     feeshare_tables,
     ledger_tables,
     market_tables,
+    marketdata_tables,
     report_tables,
     trading_tables,
     transfer_tables,
@@ -175,6 +183,7 @@ __all__ = [
     "feeshare_tables",
     "ledger_tables",
     "market_tables",
+    "marketdata_tables",
     "metadata",
     "report_tables",
     "trading_tables",

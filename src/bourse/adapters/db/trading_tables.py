@@ -18,14 +18,11 @@ transactions that move the money, so these rows and the balances never disagree.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     Identity,
     Index,
@@ -40,6 +37,7 @@ from sqlalchemy import (
 )
 
 from bourse.adapters.db.tables import metadata
+from bourse.adapters.db.tables import timestamp_column as _ts
 
 MONEY = Numeric(38, 18, asdecimal=True)
 
@@ -47,10 +45,6 @@ MONEY = Numeric(38, 18, asdecimal=True)
 order_ids = Sequence("order_ids", metadata=metadata)
 
 LIVE_STATUSES = ("Started", "Placed", "PartiallyFilled")
-
-
-def _ts(name: str, nullable: bool = False) -> Column[Any]:
-    return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
 orders = Table(

@@ -10,13 +10,10 @@ change, claimed by the delivery job with ``FOR UPDATE SKIP LOCKED``;
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     Identity,
     Index,
@@ -29,12 +26,9 @@ from sqlalchemy import (
 )
 
 from bourse.adapters.db.tables import metadata
+from bourse.adapters.db.tables import timestamp_column as _ts
 
 MONEY = Numeric(38, 18, asdecimal=True)
-
-
-def _ts(name: str, nullable: bool = False) -> Column[Any]:
-    return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
 transfers = Table(

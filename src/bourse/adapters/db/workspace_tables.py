@@ -17,14 +17,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     Identity,
     Index,
@@ -38,12 +35,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bourse.adapters.db.tables import metadata
+from bourse.adapters.db.tables import timestamp_column as _ts
 
 MONEY = Numeric(38, 18, asdecimal=True)
-
-
-def _ts(name: str, nullable: bool = False) -> Column[Any]:
-    return Column(name, DateTime(timezone=True), nullable=nullable)
 
 
 ui_settings = Table(
