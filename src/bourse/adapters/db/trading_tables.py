@@ -108,6 +108,15 @@ orders = Table(
         "market_id",
         postgresql_where=text("status IN ('Started', 'Placed', 'PartiallyFilled')"),
     ),
+    # The history server's sorts (migration 0010): /api/orders by time, of a market, and /api/open-orders.
+    Index("ix_orders_created_at", "created_at", "order_id"),
+    Index("ix_orders_market_id_created_at", "market_id", "created_at", "order_id"),
+    Index(
+        "ix_orders_live_created_at",
+        "created_at",
+        "order_id",
+        postgresql_where=text("status IN ('Started', 'Placed', 'PartiallyFilled')"),
+    ),
 )
 
 order_client_ids = Table(
@@ -138,6 +147,8 @@ trades = Table(
     UniqueConstraint("market_id", "market_seq", name="uq_trades_market_id_market_seq"),
     CheckConstraint("taker_side IN ('Buy', 'Sell')", name="taker_side"),
     Index("ix_trades_market_id_created_at_trade_id", "market_id", "created_at", "trade_id"),
+    # Billing volume and markups over a period across markets (migration 0010).
+    Index("ix_trades_created_at", "created_at"),
 )
 
 executions = Table(
@@ -159,6 +170,11 @@ executions = Table(
     _ts("created_at"),
     Index("ix_executions_order_id_execution_id", "order_id", "execution_id"),
     Index("ix_executions_account_id_execution_id", "account_id", "execution_id"),
+    # The history server (migration 0010): /api/trades of a market, by time, of an account; the
+    # commission, markup, billing and active-account aggregates over a period use the second.
+    Index("ix_executions_market_id_created_at", "market_id", "created_at", "execution_id"),
+    Index("ix_executions_created_at", "created_at", "execution_id"),
+    Index("ix_executions_account_id_created_at", "account_id", "created_at", "execution_id"),
 )
 
 engine_checkpoints = Table(

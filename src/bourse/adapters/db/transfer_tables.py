@@ -52,6 +52,8 @@ transfers = Table(
     CheckConstraint("status IN ('Pending', 'Completed', 'Cancelled', 'Failed')", name="status"),
     CheckConstraint("amount > 0", name="positive"),
     Index("ix_transfers_account_id_seq", "account_id", "seq"),
+    # /api/transfers by time (migration 0010).
+    Index("ix_transfers_created_at", "created_at", "transfer_id"),
 )
 
 callback_deliveries = Table(
