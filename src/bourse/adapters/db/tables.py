@@ -167,6 +167,7 @@ audit_log = Table(
 # Other storage concerns add their tables to the same metadata; Alembic must see them all.
 from bourse.adapters.db import (  # noqa: E402
     backoffice_tables,
+    derivatives_tables,
     feeshare_tables,
     ledger_tables,
     market_tables,
@@ -180,6 +181,7 @@ from bourse.adapters.db import (  # noqa: E402
 
 __all__ = [
     "backoffice_tables",
+    "derivatives_tables",
     "feeshare_tables",
     "ledger_tables",
     "market_tables",
