@@ -41,6 +41,7 @@ class Bucket(StrEnum):
     STAKE = "stake"
     BONUS = "bonus"
     BONUS_STAKE = "bonus_stake"
+    MARGIN = "margin"  # held by open derivative positions (domain/positions.py)
 
 
 def account_owner(account_id: str) -> str:
