@@ -35,10 +35,15 @@ class AdminNotificationType(StrEnum):
     CALLBACK_DELIVERY_FAILED = "CallbackDeliveryFailed"
     LEDGER_CHECK_FAILED = "LedgerCheckFailed"
     MARKET_HALTED = "MarketHalted"
+    # The pricing job reopened a market it had halted for a stale price source (domain/pricing.py).
+    MARKET_RESUMED = "MarketResumed"
     # Reserved for the reports job.
     REPORT_FAILED = "ReportFailed"
     # An OTC fee sharing record whose fingerprint no longer matches was not settled (domain/feeshare.py).
     FEE_SHARE_FINGERPRINT_MISMATCH = "FeeShareFingerprintMismatch"
+    # A derivative loss (close, funding or swap) larger than the account could pay: the house absorbed
+    # the rest (service/derivatives.py, table ``deficits``).
+    POSITION_DEFICIT = "PositionDeficit"
 
 
 class PriceCondition(StrEnum):
