@@ -49,7 +49,6 @@ from bourse.domain.history import (
     UNSOLICITED_SOURCES,
     BillingTotals,
     EntryType,
-    FieldSpec,
     Filter,
     HistoryQuery,
     MarketPrice,
@@ -488,7 +487,14 @@ def _filtered(query: HistoryQuery, rates: Rates) -> tuple[Any, Select[Any]]:
     return q, select(q).where(*_where(q.c, query.row_filters))
 
 
-def _ordered(q: Any, stmt: Select[Any], query: HistoryQuery, fields: Mapping[str, FieldSpec]) -> Select[Any]:
+def sorted_rows(query: HistoryQuery, rates: Rates) -> Select[Any]:
+    """The statement of a query's rows: its filters, RAT conversion and sort, not paged.
+
+    The history server pages it (``SqlHistoryQueries.rows``); a report streams all of it
+    (``report_repos.SqlReportRows``), so both list the same rows in the same order.
+    """
+    fields = SCHEMAS[query.kind].fields
+    q, stmt = _filtered(query, rates)
     clauses = []
     for s in query.sort:
         col: ColumnClause[Any] = q.c[s.field]
@@ -551,9 +557,7 @@ class SqlHistoryQueries:
         return [AssetId(r.id) for r in rows]
 
     async def rows(self, query: HistoryQuery, rates: Rates) -> list[dict[str, Any]]:
-        fields = SCHEMAS[query.kind].fields
-        q, stmt = _filtered(query, rates)
-        stmt = _ordered(q, stmt, query, fields).limit(query.limit + 1).offset(query.offset)
+        stmt = sorted_rows(query, rates).limit(query.limit + 1).offset(query.offset)
         return [dict(r) for r in (await self._c.execute(stmt)).mappings()]
 
     async def count(self, query: HistoryQuery, rates: Rates) -> int:

@@ -13,11 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bourse.adapters.db import report_tables as rt
-
-# The history server's own statement for a query (the same filters, sort and RAT conversion as
-# its pages), run here through a cursor instead of as one page.
-from bourse.adapters.db.history_queries import _filtered, _ordered
-from bourse.domain.history import SCHEMAS, HistoryQuery, Rates
+from bourse.adapters.db.history_queries import sorted_rows
+from bourse.domain.history import HistoryQuery, Rates
 from bourse.domain.reports import (
     DayOfWeek,
     Definition,
@@ -312,8 +309,9 @@ class SqlReportRows:
     async def stream(
         self, query: HistoryQuery, rates: Rates, batch: int
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        q, stmt = _filtered(query, rates)
-        stmt = _ordered(q, stmt, query, SCHEMAS[query.kind].fields)
+        # The history server's own statement (the same filters, sort and RAT conversion as its
+        # pages), run here through a cursor instead of as one page.
+        stmt = sorted_rows(query, rates)
         # Every row will be read: plan for the whole result (hash joins, one sort), not for the
         # first rows of a cursor (index lookups row by row), which PostgreSQL assumes by default.
         await self._c.execute(select(func.set_config("cursor_tuple_fraction", "1", True)))
