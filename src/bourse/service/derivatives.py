@@ -1,0 +1,1290 @@
+"""CFD and perpetual trading for the front office (brokerage spec v4), and the entry points the
+derivatives jobs call.
+
+Every trader call names the account it acts on (the ``accountId`` header, else the caller's
+default account where the spec has no header); an account, order or position of anyone else
+is "not found". Orders on a Dealer market fill against the house at the price source's bid/ask
+widened by the markup (PricingService); a Market order fills in the same transaction that
+stores it, a Limit order rests until the dealer's price reaches it, a stop order waits for the
+mark to reach its activation price. Nothing is held for a resting order: its margin and fee are
+checked again when it fills.
+
+One use case is one unit of work: the account's derivative lock, the positions (FOR UPDATE),
+the ledger accounts (locked in id order), the ledger transaction, the rows and the audit entry
+commit together. The maths is ``bourse.domain.positions``/``margin``/``triggers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+
+from bourse.domain.audit import AuditAction, AuditEntry
+from bourse.domain.errors import (
+    BusinessRejection,
+    IdempotencyConflict,
+    InvalidInput,
+    NotFound,
+)
+from bourse.domain.fees import CommissionRule, select_rule
+from bourse.domain.identity import Principal
+from bourse.domain.ledger import Bucket, account_owner
+from bourse.domain.margin import (
+    Collateral,
+    PositionMark,
+    isolated_level,
+    liquidation_price_cross,
+    margin_state,
+)
+from bourse.domain.markets import Market, MarketType
+from bourse.domain.matching.spec import MarketStatus
+from bourse.domain.orders import OrderStatus, OrderType, Side, StopStatus, TimeInForce, is_stop
+from bourse.domain.positions import (
+    EXACT,
+    ZERO,
+    AccountKind,
+    CloseReason,
+    MarginType,
+    Position,
+    PositionSide,
+    apply_fill,
+    check_lots,
+    derivative_fee,
+    liquidation_price_isolated,
+    notional,
+    resolve_leverage,
+    round_to,
+)
+from bourse.domain.pricing import DealerQuote, ExecutionMode, PriceUnavailable
+from bourse.domain.triggers import (
+    StopLoss,
+    Triggers,
+    TriggerType,
+    TriggerValues,
+    new_trailing_stop,
+    take_profit_ladder,
+    trailing_rate_from_price,
+    trigger_values,
+    validate_trailing_rate,
+)
+from bourse.domain.values import AccountId, AssetId
+from bourse.service.accounts import AccountService
+from bourse.service.context import RequestMeta
+from bourse.service.derivatives_context import (
+    DERIVATIVE_TYPES,
+    Contract,
+    Levels,
+    Rates,
+    collateral,
+    contract,
+    contracts,
+    levels,
+    mark_of,
+    position_marks,
+    selected_assets,
+)
+from bourse.service.derivatives_fills import FillPrice, crosses, execute, reject
+from bourse.service.derivatives_records import (
+    ClosedPositionQuery,
+    ClosedPositionRow,
+    DerivativeOrder,
+    DerivativeOrderRequest,
+    DerivativeReject,
+    ExecutionModeUnsupported,
+    ExecutionQuery,
+    FeeAssetMismatch,
+    MarginAssetUnavailable,
+    MarketTypeMismatch,
+    OrderListQuery,
+    OrderSource,
+    PositionClosed,
+    PositionExecution,
+)
+from bourse.service.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from bourse.service.pricing import PricingService
+
+MAX_LIMIT = 1000
+SYSTEM_ACTOR = "system:derivatives"
+PERCENT_SCALE = 2
+_SOURCE_OF = {
+    CloseReason.TRADER: OrderSource.MANUAL,
+    CloseReason.TAKE_PROFIT: OrderSource.TAKE_PROFIT,
+    CloseReason.STOP_LOSS: OrderSource.STOP_LOSS,
+    CloseReason.TRAILING_STOP: OrderSource.TRAILING_STOP,
+    CloseReason.STOP_OUT: OrderSource.STOP_OUT,
+}
+
+
+# --- what the use cases answer -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    order: DerivativeOrder
+    market: Market | None
+    realized_pnl_in_rat: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPreview:
+    required_margin_in_rat: Decimal | None
+    quote_amount: Decimal
+    commission_in_rat: Decimal | None
+    margin_level: Decimal | None
+    take_profit: TriggerValues | None
+    stop_loss: TriggerValues | None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    position: Position
+    market: Market
+    base_amount: Decimal
+    mark: Decimal | None
+    unrealized_pnl: Decimal | None
+    rate_to_rat: Decimal | None
+    liquidation_price: Decimal | None
+    margin_level: Decimal | None  # Isolated: the position's own; Cross: the account's
+    triggers: Triggers | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPositionView:
+    row: ClosedPositionRow
+    market: Market | None
+
+
+@dataclass(frozen=True, slots=True)
+class MarginAssetView:
+    asset_id: AssetId
+    asset_name: str
+    available: Decimal
+    total: Decimal
+    margin_ratio: Decimal
+    is_selected: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    """A take profit or stop loss sized one of four ways (order-data, trigger-data)."""
+
+    type: TriggerType
+    size: Decimal
+    trailing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRequest:
+    market_id: str
+    side: Side
+    type: OrderType
+    lots: Decimal
+    price: Decimal | None = None
+    leverage: int | None = None
+    margin_type: MarginType = MarginType.CROSS
+    take_profit: TriggerSpec | None = None
+    stop_loss: TriggerSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionTriggers:
+    """What ``PUT /positions/{id}/triggers`` sets: ``take_profit`` levels ``(price, lots)``
+    (lots None: the whole position), a stop loss (price; limit price; trailing with a rate)."""
+
+    take_profit: tuple[tuple[Decimal, Decimal | None], ...] = ()
+    stop_loss: Decimal | None = None
+    stop_limit_price: Decimal | None = None
+    trailing: bool = False
+    trailing_rate: Decimal | None = None
+
+
+def parse_id(value: str, what: str, field: str) -> int:
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 18:
+        raise NotFound(f"{what} {value} not found", field=field)
+    return int(value)
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+class DerivativesService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        accounts: AccountService,
+        pricing: PricingService,
+        root_asset: str,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._accounts = accounts
+        self._pricing = pricing
+        self._root = AssetId(root_asset)
+
+    # --- who ---------------------------------------------------------------------------------
+
+    async def account(self, principal: Principal, account_id: str | None) -> AccountId:
+        """The caller's own account named by the ``accountId`` header; 404 for anyone else's."""
+        if not account_id:
+            raise InvalidInput("the accountId header is required", field="accountId")
+        return (await self._accounts.owned_account(principal, account_id)).account_id
+
+    async def account_or_default(self, principal: Principal, account_id: str | None) -> AccountId:
+        """The header's account, else the caller's default account (routes the spec gives no header)."""
+        if account_id:
+            return await self.account(principal, account_id)
+        async with self._uow() as uow:
+            record = await uow.accounts.default_for_user(principal.uid)
+        if record is None:
+            raise NotFound("the caller has no default account", field="accountId")
+        return record.account_id
+
+    # --- reading around an order -------------------------------------------------------------
+
+    async def _dealer(self, market: Market) -> None:
+        """Refuse a market this wave cannot trade: order-book derivatives."""
+        settings = await self._pricing.settings(market.id)
+        if settings is not None and settings.execution_mode is ExecutionMode.ORDER_BOOK:
+            raise ExecutionModeUnsupported(
+                f"market {market.id} executes on the order book; only Dealer derivative markets trade yet",
+                marketId=market.id,
+            )
+
+    @staticmethod
+    def _product(market: Market, product: MarketType | None) -> None:
+        if market.type not in DERIVATIVE_TYPES or (product is not None and market.type is not product):
+            expected = product.value if product is not None else "Cfd or Perpetual"
+            raise MarketTypeMismatch(
+                f"market {market.id} is a {market.type.value} market, not {expected}", field="marketId"
+            )
+
+    @staticmethod
+    def _rule(rules: list[CommissionRule] | None, c: Contract) -> CommissionRule:
+        if rules is None:
+            raise NotFound("account not found", field="accountId")
+        rule = select_rule(rules, c.market)
+        if rule.cfd is not None and rule.cfd.asset_id is not None and rule.cfd.asset_id != c.settlement_asset:
+            raise FeeAssetMismatch(
+                f"the commission rule {rule.id} charges derivative fees in {rule.cfd.asset_id}, but"
+                f" {c.market.id} settles in {c.settlement_asset}",
+                ruleId=rule.id,
+            )
+        return rule
+
+    async def _quote(self, market_id: str) -> DealerQuote | None:
+        try:
+            return await self._pricing.dealer_quote(market_id)
+        except PriceUnavailable:
+            return None
+
+    async def _mark(self, market_id: str) -> Decimal | None:
+        mark = await self._pricing.mark(market_id)
+        return None if mark is None else mark.mark
+
+    async def _marks(self, market_ids: Sequence[str]) -> dict[str, Decimal]:
+        if not market_ids:
+            return {}
+        return {m: v.mark for m, v in (await self._pricing.marks(sorted(set(market_ids)))).items()}
+
+    # --- order preview -----------------------------------------------------------------------
+
+    async def preview(
+        self, principal: Principal, account_id: str | None, product: MarketType, request: PreviewRequest
+    ) -> OrderPreview:
+        """What the order would need (margin and fee in RAT, its quote amount), the account's margin
+        level after it, and its take profit and stop loss in all four forms."""
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            c = await contract(uow, request.market_id)
+            self._product(c.market, product)
+            rules = await uow.commissions.rules_for_account(account)
+            record = await uow.accounts.get(account)
+        await self._dealer(c.market)
+        rule = self._rule(rules, c)
+        assert record is not None
+        check_lots(c.spec, request.lots)
+        leverage = resolve_leverage(c.spec, request.leverage)
+        if request.price is not None:
+            price = request.price
+        else:
+            quote = await self._pricing.dealer_quote(c.market.id)  # PriceUnavailable: 400
+            price = FillPrice.of(quote, request.side).price
+        side = PositionSide.of(request.side)
+        base = c.spec.base(request.lots)
+        fee = derivative_fee(
+            rule, notional(price, request.lots, c.spec), request.lots, c.spec.settlement_scale
+        )
+        take_profit = self._convert("tp", request.take_profit, side, price, base, c)
+        stop_loss = self._convert("sl", request.stop_loss, side, price, base, c)
+        marks = await self._marks([c.market.id])
+        async with self._uow() as uow:
+            rates = Rates(uow, self._root)
+            rate = await rates.get(c.settlement_asset)
+            positions = await uow.derivatives.open_positions(account)
+            specs = await contracts(uow, [p.market_id for p in positions] + [c.market.id])
+            held = await collateral(uow, account, rates)
+        # The order applied to a copy of the account's positions with nothing to pay from: what it
+        # would hold and realize, and where the level would stand after it.
+        result = apply_fill(
+            kind=AccountKind(record.account_type),
+            spec=c.spec,
+            positions=[p for p in positions if p.market_id == c.market.id],
+            side=request.side,
+            lots=request.lots,
+            price=price,
+            leverage=leverage,
+            margin_type=request.margin_type,
+            fee=fee,
+            available=Decimal(10) ** 19,
+            new_position_id="preview",
+            now=self._clock.now(),
+            business_key="preview",
+            asset=c.settlement_asset,
+            account_id=account,
+        )
+        after = {p.position_id: p for p in positions}
+        for p in [*result.changed, *([result.opened] if result.opened else [])]:
+            after[p.position_id] = p
+        collateral_after = [
+            _adjusted(h, result.realized_pnl - result.fee) if h.asset_id == c.settlement_asset else h
+            for h in held
+        ]
+        async with self._uow() as uow:
+            rates = Rates(uow, self._root)
+            pm = await position_marks(list(after.values()), specs, marks, rates)
+        state = margin_state(collateral_after, pm)
+        with localcontext(EXACT):
+            return OrderPreview(
+                required_margin_in_rat=None if rate is None else result.margin_held * rate,
+                quote_amount=price * base,
+                commission_in_rat=None if rate is None else fee * rate,
+                margin_level=state.level,
+                take_profit=take_profit,
+                stop_loss=stop_loss,
+            )
+
+    @staticmethod
+    def _convert(
+        kind: str,
+        spec_: TriggerSpec | None,
+        side: PositionSide,
+        entry: Decimal,
+        base: Decimal,
+        c: Contract,
+        reference: Decimal | None = None,
+    ) -> TriggerValues | None:
+        if spec_ is None:
+            return None
+        return trigger_values(
+            "tp" if kind == "tp" else "sl",
+            side,
+            entry,
+            base,
+            c.spec,
+            spec_.type,
+            spec_.size,
+            reference=reference,
+        )
+
+    # --- placing -----------------------------------------------------------------------------
+
+    async def place(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        product: MarketType,
+        request: DerivativeOrderRequest,
+        meta: RequestMeta | None = None,
+    ) -> OrderView:
+        """The order as stored: Filled (a Market order, or a Limit the dealer's price reaches now),
+        Placed (a resting Limit), Started/WaitingForActivation (a stop order), or Rejected with
+        its reason. A repeated ``clientOrderId`` with the same body answers the first order."""
+        account = await self.account(principal, account_id)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            c = await contract(uow, request.market_id)
+            self._product(c.market, product)
+            rules = await uow.commissions.rules_for_account(account)
+            record = await uow.accounts.get(account)
+        await self._dealer(c.market)
+        rule = self._rule(rules, c)
+        assert record is not None
+        quote = (
+            await self._quote(c.market.id) if request.type in (OrderType.MARKET, OrderType.LIMIT) else None
+        )
+        mark = await self._mark(c.market.id)
+        fingerprint = request.fingerprint() if request.client_order_id is not None else None
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(account)
+            if request.client_order_id is not None:
+                existing = await uow.derivatives.order_by_client_id(account, request.client_order_id)
+                if existing is not None:
+                    return await self._replay(uow, existing, fingerprint, c.market)
+            order_id = await uow.derivatives.new_order_id()
+            order, reason = self._new_order(order_id, account, request, c, now, fingerprint)
+            if not await uow.derivatives.add_order(order):  # cannot happen under the account lock
+                raise IdempotencyConflict(
+                    "clientOrderId was used by a concurrent order", field="clientOrderId"
+                )
+            if reason is not None:
+                order = reject(order, reason, now)
+            elif is_stop(order.type):
+                order = order.but(stop_status=StopStatus.WAITING_FOR_ACTIVATION)
+            elif order.type is OrderType.MARKET and quote is None:
+                order = reject(order, DerivativeReject.PRICE_UNAVAILABLE, now)
+            elif order.type is OrderType.MARKET or (quote is not None and crosses(order, quote)):
+                assert quote is not None
+                order = await self._fill(
+                    uow, order, c, record.account_type, rule, quote, mark, now, principal.username, meta
+                )
+            elif order.time_in_force is TimeInForce.IOC:
+                order = order.but(status=OrderStatus.CANCELLED, updated_at=now)
+            elif order.time_in_force is TimeInForce.FOK:
+                order = reject(order, DerivativeReject.FOK_NOT_FILLABLE, now)
+            else:
+                order = await self._rest(uow, order, c, record.account_type, now)
+            await uow.derivatives.update_order(order)
+            await self._audit(uow, principal.username, AuditAction.DERIVATIVE_ORDER_PLACED, order, meta)
+            view = await self._order_view(uow, order, c.market)
+            await uow.commit()
+        return view
+
+    async def _rest(
+        self, uow: UnitOfWork, order: DerivativeOrder, c: Contract, account_type: str, now: datetime
+    ) -> DerivativeOrder:
+        """A limit order that does not fill now rests (on a close-only market only if it reduces)."""
+        if c.market.status is MarketStatus.CLOSE_ONLY:
+            positions = await uow.derivatives.open_positions(order.account_id, c.market.id)
+            kind = AccountKind(account_type)
+            mine = [p for p in positions if p.is_open]
+            if not (
+                kind is AccountKind.NETTING
+                and mine
+                and mine[0].side.closing_side is order.side
+                and order.lots <= mine[0].lots
+            ):
+                return reject(order, DerivativeReject.MARKET_CLOSE_ONLY, now)
+        return order.but(status=OrderStatus.PLACED, updated_at=now)
+
+    async def _fill(
+        self,
+        uow: UnitOfWork,
+        order: DerivativeOrder,
+        c: Contract,
+        account_type: str,
+        rule: CommissionRule,
+        quote: DealerQuote,
+        mark: Decimal | None,
+        now: datetime,
+        actor: str,
+        meta: RequestMeta | None,
+    ) -> DerivativeOrder:
+        return await execute(
+            uow,
+            order=order,
+            c=c,
+            kind=AccountKind(account_type),
+            rule=rule,
+            fill=FillPrice.of(quote, order.side),
+            rates=Rates(uow, self._root),
+            now=now,
+            mark=mark,
+            actor=actor,
+            meta=meta,
+            close_only_market=c.market.status is MarketStatus.CLOSE_ONLY,
+        )
+
+    def _new_order(
+        self,
+        order_id: int,
+        account: AccountId,
+        request: DerivativeOrderRequest,
+        c: Contract,
+        now: datetime,
+        fingerprint: bytes | None,
+    ) -> tuple[DerivativeOrder, DerivativeReject | None]:
+        """The order as asked (status Started) and the first rule it breaks, if any."""
+        reason: DerivativeReject | None = None
+        try:
+            leverage = resolve_leverage(c.spec, request.leverage)
+        except InvalidInput:
+            leverage, reason = max(1, request.leverage or 1), DerivativeReject.INVALID_LEVERAGE
+        order = DerivativeOrder(
+            order_id=order_id,
+            market_id=c.market.id,
+            account_id=account,
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            lots=request.lots,
+            remaining_lots=request.lots,
+            leverage=leverage,
+            margin_type=request.margin_type,
+            status=OrderStatus.STARTED,
+            commission_asset=c.settlement_asset,
+            created_at=now,
+            updated_at=now,
+            price=request.price,
+            activation_price=request.activation_price,
+            triggers=request.triggers,
+            cancellation_date=request.cancellation_date,
+            client_order_id=request.client_order_id,
+            fingerprint=fingerprint,
+        )
+        return order, self._rule_broken(request, c, now) or reason
+
+    @staticmethod
+    def _rule_broken(request: DerivativeOrderRequest, c: Contract, now: datetime) -> DerivativeReject | None:
+        market, spec = c.market, c.spec
+        if market.status is MarketStatus.HALTED:
+            return DerivativeReject.MARKET_HALTED
+        if market.calendar is not None and not market.calendar.is_open(now):
+            return DerivativeReject.SESSION_CLOSED
+        if spec.min_lots is not None and request.lots < spec.min_lots:
+            return DerivativeReject.AMOUNT_BELOW_MINIMUM
+        if spec.max_lots is not None and request.lots > spec.max_lots:
+            return DerivativeReject.AMOUNT_ABOVE_MAXIMUM
+        try:
+            check_lots(spec, request.lots)
+        except InvalidInput:
+            return DerivativeReject.INVALID_QUANTITY
+        with localcontext(EXACT):
+            if request.price is not None and request.price % spec.tick_size:
+                return DerivativeReject.INVALID_PRICE
+            if request.activation_price is not None and request.activation_price % spec.tick_size:
+                return DerivativeReject.INVALID_STOP_PRICE
+            t = request.triggers
+            for value in (t.take_profit, t.stop_loss, t.stop_limit_price):
+                if value is not None and value % spec.tick_size:
+                    return DerivativeReject.INVALID_TRIGGER
+        if t.trailing_rate is not None:
+            try:
+                validate_trailing_rate(t.trailing_rate)
+            except InvalidInput:
+                return DerivativeReject.INVALID_TRIGGER
+        if request.time_in_force is TimeInForce.GTD:
+            if request.cancellation_date is None or request.cancellation_date <= now:
+                return DerivativeReject.INVALID_EXPIRY
+        elif request.cancellation_date is not None:
+            return DerivativeReject.INVALID_EXPIRY
+        return None
+
+    async def _replay(
+        self, uow: UnitOfWork, existing: DerivativeOrder, fingerprint: bytes | None, market: Market
+    ) -> OrderView:
+        if existing.fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                "clientOrderId was used for another order",
+                field="clientOrderId",
+                orderId=str(existing.order_id),
+            )
+        return await self._order_view(uow, existing, market)
+
+    async def _audit(
+        self,
+        uow: UnitOfWork,
+        actor: str,
+        action: AuditAction,
+        order: DerivativeOrder,
+        meta: RequestMeta | None,
+    ) -> None:
+        meta = meta or RequestMeta()
+        await uow.audit.append(
+            AuditEntry(
+                actor,
+                action,
+                f"account:{order.account_id}",
+                meta.request_id,
+                meta.ip,
+                {
+                    "orderId": str(order.order_id),
+                    "marketId": order.market_id,
+                    "side": order.side.value,
+                    "orderType": order.type.value,
+                    "lots": format(order.lots.normalize(), "f"),
+                    "status": order.status.value,
+                    "reason": order.reason.value,
+                    "positionId": order.position_id,
+                    "rejectDetails": order.reject_reason,
+                },
+            )
+        )
+
+    # --- orders: cancel and read -------------------------------------------------------------
+
+    async def cancel(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        order_id: str,
+        *,
+        stop_only: bool = False,
+        meta: RequestMeta | None = None,
+    ) -> OrderView | None:
+        """Cancel a live derivative order of the account; None when ``order_id`` names no
+        derivative order (a spot order, or nothing: the spot path answers)."""
+        account = await self.account(principal, account_id)
+        oid = parse_id(order_id, "order", "stopOrderId" if stop_only else "orderId")
+        now = self._clock.now()
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(account)
+            order = await uow.derivatives.get_order(oid, for_update=True)
+            if order is None:
+                return None
+            if order.account_id != account:
+                raise NotFound(f"order {order_id} not found", field="orderId")
+            if stop_only and order.stop_status is not StopStatus.WAITING_FOR_ACTIVATION:
+                if not is_stop(order.type):
+                    raise NotFound(f"stop order {order_id} not found", field="stopOrderId")
+                state = order.stop_status.value if order.stop_status is not None else order.status.value
+                raise BusinessRejection(
+                    f"stop order {order_id} is {state}; only a waiting stop order can be cancelled",
+                    orderId=order_id,
+                )
+            if not order.is_live:
+                raise BusinessRejection(
+                    f"order {order_id} is {order.status.value}; only live orders can be cancelled",
+                    orderId=order_id,
+                )
+            order = order.but(
+                status=OrderStatus.CANCELLED,
+                stop_status=StopStatus.CANCELLED
+                if order.stop_status is StopStatus.WAITING_FOR_ACTIVATION
+                else order.stop_status,
+                updated_at=now,
+            )
+            await uow.derivatives.update_order(order)
+            await self._audit(uow, principal.username, AuditAction.DERIVATIVE_ORDER_CANCELLED, order, meta)
+            market = await uow.markets.get(order.market_id)
+            view = await self._order_view(uow, order, market)
+            await uow.commit()
+        return view
+
+    async def get_order(
+        self, principal: Principal, account_id: str | None, order_id: str
+    ) -> OrderView | None:
+        """The account's derivative order; None when ``order_id`` names no derivative order of it."""
+        account = await self.account(principal, account_id)
+        if not order_id.isdigit() or len(order_id) > 18:
+            return None
+        async with self._uow() as uow:
+            order = await uow.derivatives.get_order(int(order_id))
+            if order is None or order.account_id != account:
+                return None
+            return await self._order_view(uow, order, await uow.markets.get(order.market_id))
+
+    async def list_orders(
+        self, principal: Principal, account_id: str | None, query: OrderListQuery
+    ) -> list[OrderView]:
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            orders = await uow.derivatives.list_orders(account, query)
+            markets: dict[str, Market | None] = {}
+            views = []
+            for o in orders:
+                if o.market_id not in markets:
+                    markets[o.market_id] = await uow.markets.get(o.market_id)
+                views.append(await self._order_view(uow, o, markets[o.market_id]))
+        return views
+
+    async def _order_view(self, uow: UnitOfWork, order: DerivativeOrder, market: Market | None) -> OrderView:
+        pnl_rat: Decimal | None = ZERO
+        if order.executed_lots > 0:
+            rows = await uow.derivatives.executions(
+                order.account_id, ExecutionQuery(order_ids=(order.order_id,), limit=MAX_LIMIT)
+            )
+            with localcontext(EXACT):
+                for e in rows:
+                    if e.rate_to_rat is None:
+                        pnl_rat = None
+                        break
+                    pnl_rat = (pnl_rat or ZERO) + e.realized_pnl * e.rate_to_rat
+        return OrderView(order, market, pnl_rat)
+
+    async def order_executions(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        *,
+        order_ids: Sequence[int] | None,
+        after_id: int | None,
+        limit: int,
+    ) -> list[PositionExecution]:
+        """The account's derivative executions (of ``order_ids`` if given), oldest first after
+        ``after_id``, at most ``limit`` (the caller merges them with the spot executions)."""
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            return await uow.derivatives.executions(
+                account,
+                ExecutionQuery(
+                    order_ids=None if order_ids is None else tuple(order_ids), after_id=after_id, limit=limit
+                ),
+            )
+
+    async def owns_order(self, principal: Principal, account_id: str | None, order_id: str) -> bool:
+        return await self.get_order(principal, account_id, order_id) is not None
+
+    # --- positions ---------------------------------------------------------------------------
+
+    async def positions(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        *,
+        open_only: bool = True,
+        last_position_id: str | None = None,
+        limit: int = 100,
+    ) -> list[PositionView]:
+        account = await self.account(principal, account_id)
+        _check_limit(limit)
+        async with self._uow() as uow:
+            rows = await uow.derivatives.positions(
+                account, open_only=open_only, last_position_id=last_position_id, limit=limit
+            )
+        return await self._position_views(account, rows)
+
+    async def position(self, principal: Principal, account_id: str | None, position_id: str) -> PositionView:
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            position = await self._own_position(uow, account, position_id)
+        return (await self._position_views(account, [position]))[0]
+
+    async def _own_position(
+        self, uow: UnitOfWork, account: AccountId, position_id: str, *, for_update: bool = False
+    ) -> Position:
+        position = await uow.derivatives.get_position(position_id, for_update=for_update)
+        if position is None or position.account_id != account:
+            raise NotFound(f"position {position_id} not found", field="positionId")
+        return position
+
+    async def _position_views(self, account: AccountId, rows: Sequence[Position]) -> list[PositionView]:
+        if not rows:
+            return []
+        async with self._uow() as uow:
+            rates = Rates(uow, self._root)
+            open_positions = await uow.derivatives.open_positions(account)
+            specs = await contracts(uow, [p.market_id for p in [*rows, *open_positions]])
+            marks = await self._marks(list(specs))
+            held = await collateral(uow, account, rates)
+            pm = await position_marks(open_positions, specs, marks, rates)
+            lv = await levels(uow, account)
+            triggers = await uow.derivatives.triggers([p.position_id for p in rows])
+            state = margin_state(held, pm)
+            views = []
+            for p in rows:
+                c = specs[p.market_id]
+                mark = marks.get(p.market_id)
+                rate = await rates.get(c.settlement_asset)
+                views.append(
+                    PositionView(
+                        position=p,
+                        market=c.market,
+                        base_amount=p.base(c.spec),
+                        mark=mark,
+                        unrealized_pnl=None
+                        if mark is None or not p.is_open
+                        else p.unrealized_pnl(mark, c.spec),
+                        rate_to_rat=rate,
+                        liquidation_price=self._liquidation(p, c, lv, held, pm),
+                        margin_level=(
+                            isolated_level(p, c.spec, mark_of(p, marks))
+                            if p.margin_type is MarginType.ISOLATED
+                            else state.level
+                        )
+                        if p.is_open
+                        else None,
+                        triggers=triggers.get(p.position_id),
+                    )
+                )
+        return views
+
+    @staticmethod
+    def _liquidation(
+        p: Position, c: Contract, lv: Levels, held: list[Collateral], pm: list[PositionMark]
+    ) -> Decimal | None:
+        if not p.is_open:
+            return None
+        if p.margin_type is MarginType.ISOLATED:
+            return liquidation_price_isolated(p, c.spec, lv.stop_out)
+        return liquidation_price_cross(held, pm, p.market_id, lv.stop_out)
+
+    # --- closing -----------------------------------------------------------------------------
+
+    async def close(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        position_id: str,
+        lots: Decimal | None,
+        meta: RequestMeta | None = None,
+    ) -> OrderView:
+        """Close ``lots`` (all when None) of the account's position at the dealer's price now."""
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            position = await self._own_position(uow, account, position_id)
+            c = await contract(uow, position.market_id)
+        if c.market.status is MarketStatus.HALTED:
+            raise BusinessRejection(
+                f"market {c.market.id} is halted", reason=DerivativeReject.MARKET_HALTED.value
+            )
+        if c.market.calendar is not None and not c.market.calendar.is_open(self._clock.now()):
+            raise BusinessRejection(
+                f"market {c.market.id} is outside its trading session",
+                reason=DerivativeReject.SESSION_CLOSED.value,
+            )
+        view = await self._close(
+            account, position_id, lots, CloseReason.TRADER, actor=principal.username, meta=meta
+        )
+        if view.order.status is not OrderStatus.FILLED:
+            raise BusinessRejection(
+                f"the close was refused: {view.order.reject_reason}",
+                reason=view.order.reject_reason,
+                orderId=str(view.order.order_id),
+            )
+        return view
+
+    async def close_position(
+        self,
+        account_id: AccountId,
+        position_id: str,
+        lots: Decimal | None,
+        reason: CloseReason,
+        now: datetime | None = None,
+        *,
+        limit_price: Decimal | None = None,
+    ) -> OrderView:
+        """For the jobs (triggers, stop-out): close ``lots`` (all when None) of a position at the
+        dealer's price, or rest a reduce-only limit close at ``limit_price`` (a stop loss's limit).
+        The order carries ``reason`` and its source. PositionClosed when nothing is left to close;
+        PriceUnavailable when the market has no fresh price. Market status and session are not
+        checked: the platform's own closes protect the account whatever the market does."""
+        return await self._close(
+            account_id, position_id, lots, reason, actor=SYSTEM_ACTOR, now=now, limit_price=limit_price
+        )
+
+    async def _close(
+        self,
+        account: AccountId,
+        position_id: str,
+        lots: Decimal | None,
+        reason: CloseReason,
+        *,
+        actor: str,
+        now: datetime | None = None,
+        limit_price: Decimal | None = None,
+        meta: RequestMeta | None = None,
+    ) -> OrderView:
+        now = now or self._clock.now()
+        async with self._uow() as uow:
+            peek = await uow.derivatives.get_position(position_id)
+            if peek is None or peek.account_id != account:
+                raise NotFound(f"position {position_id} not found", field="positionId")
+            c = await contract(uow, peek.market_id)
+            rules = await uow.commissions.rules_for_account(account)
+            record = await uow.accounts.get(account)
+        rule = self._rule(rules, c)
+        assert record is not None
+        quote = await self._pricing.dealer_quote(c.market.id)  # PriceUnavailable: nothing to close at
+        mark = await self._mark(c.market.id)
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(account)
+            position = await self._own_position(uow, account, position_id, for_update=True)
+            if not position.is_open:
+                raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
+            amount = position.lots if lots is None else lots
+            self._check_close_lots(c, position, amount)
+            order = DerivativeOrder(
+                order_id=await uow.derivatives.new_order_id(),
+                market_id=c.market.id,
+                account_id=account,
+                side=position.side.closing_side,
+                type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+                time_in_force=TimeInForce.GTC,
+                lots=amount,
+                remaining_lots=amount,
+                leverage=position.leverage,
+                margin_type=position.margin_type,
+                status=OrderStatus.STARTED,
+                commission_asset=c.settlement_asset,
+                created_at=now,
+                updated_at=now,
+                price=limit_price,
+                position_id=position.position_id,
+                reduce_only=True,
+                source=_SOURCE_OF[reason],
+                reason=reason,
+            )
+            await uow.derivatives.add_order(order)
+            if limit_price is None or crosses(order, quote):
+                order = await execute(
+                    uow,
+                    order=order,
+                    c=c,
+                    kind=AccountKind(record.account_type),
+                    rule=rule,
+                    fill=FillPrice.of(quote, order.side),
+                    rates=Rates(uow, self._root),
+                    now=now,
+                    mark=mark,
+                    actor=actor,
+                    meta=meta,
+                )
+            else:
+                order = order.but(status=OrderStatus.PLACED)
+            await uow.derivatives.update_order(order)
+            await self._audit(uow, actor, AuditAction.DERIVATIVE_ORDER_PLACED, order, meta)
+            view = await self._order_view(uow, order, c.market)
+            await uow.commit()
+        return view
+
+    @staticmethod
+    def _check_close_lots(c: Contract, position: Position, lots: Decimal) -> None:
+        field = "closePositionLotAmount"
+        if not lots.is_finite() or lots <= 0:
+            raise InvalidInput(f"{field} must be positive", field=field)
+        with localcontext(EXACT):
+            if lots % c.spec.lot_step:
+                raise InvalidInput(
+                    f"{field} must be a multiple of the lot step {c.spec.lot_step}", field=field
+                )
+        if lots > position.lots:
+            raise InvalidInput(f"{field} is more than the position's {position.lots} lots", field=field)
+
+    async def close_calculation(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        position_id: str,
+        lots: Decimal | None,
+        percent: Decimal | None,
+    ) -> tuple[Decimal, Decimal]:
+        """(lots, percent of the position) from either: a percent becomes lots rounded down to the
+        lot step; lots become a percent with two decimals (half-even)."""
+        if (lots is None) == (percent is None):
+            raise InvalidInput(
+                "give one of closePositionLotAmount and closePositionLotAmountInPercent",
+                field="closePositionLotAmount",
+            )
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            position = await self._own_position(uow, account, position_id)
+            c = await contract(uow, position.market_id)
+        if not position.is_open:
+            raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
+        with localcontext(EXACT):
+            if percent is not None:
+                if not 0 < percent <= 100:
+                    raise InvalidInput(
+                        "closePositionLotAmountInPercent must be above 0 and at most 100",
+                        field="closePositionLotAmountInPercent",
+                    )
+                steps = (position.lots * percent / 100 / c.spec.lot_step).to_integral_value(
+                    rounding=ROUND_FLOOR
+                )
+                lots = steps * c.spec.lot_step
+                if lots <= 0:
+                    raise InvalidInput(
+                        "closePositionLotAmountInPercent is less than one lot step",
+                        field="closePositionLotAmountInPercent",
+                    )
+            assert lots is not None
+            self._check_close_lots(c, position, lots)
+            share = round_to(lots * 100 / position.lots, PERCENT_SCALE, ROUND_HALF_EVEN)
+        return lots.normalize(), share.normalize()
+
+    # --- triggers ----------------------------------------------------------------------------
+
+    async def set_triggers(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        position_id: str,
+        wanted: PositionTriggers,
+        meta: RequestMeta | None = None,
+    ) -> str:
+        """Replace the position's take profit and stop loss (absent: removed). Each must lie beyond
+        the current mark (a take profit in the profit direction, a stop loss in the loss one)."""
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            peek = await self._own_position(uow, account, position_id)
+            c = await contract(uow, peek.market_id)
+        mark = await self._mark(c.market.id)
+        needs_mark = bool(wanted.take_profit) or wanted.stop_loss is not None or wanted.trailing
+        if mark is None and needs_mark:
+            raise PriceUnavailable(f"market {c.market.id} has no mark price yet", marketId=c.market.id)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(account)
+            position = await self._own_position(uow, account, position_id, for_update=True)
+            if not position.is_open:
+                raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
+            triggers = self._triggers(position, c, wanted, mark)
+            await uow.derivatives.save_triggers(position.position_id, triggers)
+            meta = meta or RequestMeta()
+            await uow.audit.append(
+                AuditEntry(
+                    principal.username,
+                    AuditAction.POSITION_TRIGGERS_CHANGED,
+                    f"account:{account}",
+                    meta.request_id,
+                    meta.ip,
+                    {
+                        "positionId": position_id,
+                        "takeProfit": [
+                            [str(p), None if q is None else str(q)] for p, q in wanted.take_profit
+                        ],
+                        "stopLoss": None if wanted.stop_loss is None else str(wanted.stop_loss),
+                        "isTrailing": wanted.trailing,
+                        "at": now.isoformat(),
+                    },
+                )
+            )
+            await uow.commit()
+        return position_id
+
+    @staticmethod
+    def _triggers(
+        position: Position, c: Contract, wanted: PositionTriggers, mark: Decimal | None
+    ) -> Triggers | None:
+        if not wanted.take_profit and wanted.stop_loss is None and not wanted.trailing:
+            return None
+        assert mark is not None
+        base = position.base(c.spec)
+        triggers = Triggers()
+        if wanted.take_profit:
+            levels_ = []
+            for price, lots in wanted.take_profit:
+                v = trigger_values(
+                    "tp",
+                    position.side,
+                    position.entry_price,
+                    base,
+                    c.spec,
+                    TriggerType.PRICE,
+                    price,
+                    reference=mark,
+                )
+                levels_.append((v.price, position.lots if lots is None else lots))
+            triggers.take_profit = take_profit_ladder(levels_, position.lots)
+        if wanted.trailing:
+            if wanted.trailing_rate is not None:
+                rate = validate_trailing_rate(wanted.trailing_rate)
+            elif wanted.stop_loss is not None:
+                v = trigger_values(
+                    "sl",
+                    position.side,
+                    position.entry_price,
+                    base,
+                    c.spec,
+                    TriggerType.PRICE,
+                    wanted.stop_loss,
+                    reference=mark,
+                )
+                rate = trailing_rate_from_price(v.price, mark)
+            else:
+                raise InvalidInput("a trailing stop needs stopLoss.price or stopLoss.rate", field="stopLoss")
+            triggers.stop_loss = new_trailing_stop(position.side, mark, rate, c.spec, wanted.stop_limit_price)
+        elif wanted.stop_loss is not None:
+            v = trigger_values(
+                "sl",
+                position.side,
+                position.entry_price,
+                base,
+                c.spec,
+                TriggerType.PRICE,
+                wanted.stop_loss,
+                reference=mark,
+            )
+            triggers.stop_loss = StopLoss(v.price, wanted.stop_limit_price)
+        if triggers.stop_loss is not None and triggers.stop_loss.limit_price is not None:
+            with localcontext(EXACT):
+                if triggers.stop_loss.limit_price <= 0 or triggers.stop_loss.limit_price % c.spec.tick_size:
+                    raise InvalidInput(
+                        "stopLoss.limitPrice must be a positive multiple of the tick", field="stopLoss"
+                    )
+        return triggers
+
+    async def trigger_data(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        position_id: str,
+        take_profit: TriggerSpec | None,
+        stop_loss: TriggerSpec | None,
+    ) -> tuple[TriggerValues | None, TriggerValues | None]:
+        """The position's take profit and stop loss, sized as given, in all four forms (checked
+        against the current mark when there is one, else the entry)."""
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            position = await self._own_position(uow, account, position_id)
+            c = await contract(uow, position.market_id)
+        if not position.is_open:
+            raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
+        mark = await self._mark(c.market.id)
+        base = position.base(c.spec)
+        return (
+            self._convert("tp", take_profit, position.side, position.entry_price, base, c, mark),
+            self._convert("sl", stop_loss, position.side, position.entry_price, base, c, mark),
+        )
+
+    # --- executions and closed positions -----------------------------------------------------
+
+    async def position_executions(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        *,
+        position_ids: Sequence[str] | None = None,
+        position_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[PositionExecution]:
+        """The account's executions of the given positions (or one position: 404 if not its own),
+        oldest first."""
+        _check_limit(limit)
+        if offset < 0:
+            raise InvalidInput("offset must not be negative", field="offset")
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            ids: tuple[str, ...] | None = None
+            if position_id is not None:
+                ids = ((await self._own_position(uow, account, position_id)).position_id,)
+            elif position_ids is not None:
+                ids = tuple(position_ids)
+            return await uow.derivatives.executions(
+                account, ExecutionQuery(position_ids=ids, offset=offset, limit=limit)
+            )
+
+    async def closed_positions(
+        self, principal: Principal, account_id: str | None, query: ClosedPositionQuery
+    ) -> tuple[list[ClosedPositionView], bool]:
+        """The account's closes, newest order first; whether more than ``query.limit`` exist."""
+        _check_limit(query.limit)
+        account = await self.account(principal, account_id)
+        async with self._uow() as uow:
+            rows = await uow.derivatives.closed_positions(
+                account,
+                ClosedPositionQuery(
+                    query.created_from, query.created_to, query.last_order_id, query.limit + 1
+                ),
+            )
+            markets: dict[str, Market | None] = {}
+            for r in rows:
+                if r.execution.market_id not in markets:
+                    markets[r.execution.market_id] = await uow.markets.get(r.execution.market_id)
+        return [ClosedPositionView(r, markets[r.execution.market_id]) for r in rows[: query.limit]], len(
+            rows
+        ) > query.limit
+
+    # --- margin ------------------------------------------------------------------------------
+
+    async def margin_levels(self, principal: Principal, account_id: str | None) -> Levels:
+        account = await self.account_or_default(principal, account_id)
+        async with self._uow() as uow:
+            return await levels(uow, account)
+
+    async def margin_assets(self, principal: Principal, account_id: str | None) -> list[MarginAssetView]:
+        """Every asset with a margin ratio: the account's available and total of it, whether it counts."""
+        account = await self.account_or_default(principal, account_id)
+        owner = account_owner(account)
+        async with self._uow() as uow:
+            ratios = await uow.derivatives.margin_ratios()
+            selection = await uow.derivatives.margin_selection(account)
+            chosen = set(selected_assets(self._root, selection, ratios))
+            balances: dict[tuple[str, str], Decimal] = {
+                (str(b.asset), str(b.bucket)): b.amount for b in await uow.ledger.balances(owner)
+            }
+            views = []
+            for asset_id, ratio in sorted(ratios.items()):
+                asset = await uow.assets.get(asset_id)
+                available = balances.get((asset_id, Bucket.AVAILABLE.value), ZERO)
+                total = available + sum(
+                    (balances.get((asset_id, b.value), ZERO) for b in (Bucket.LOCKED, Bucket.MARGIN)), ZERO
+                )
+                views.append(
+                    MarginAssetView(
+                        asset_id,
+                        asset.name if asset else asset_id,
+                        available,
+                        total,
+                        ratio,
+                        asset_id in chosen,
+                    )
+                )
+        return views
+
+    async def select_margin_asset(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        asset_id: str,
+        selected: bool,
+        meta: RequestMeta | None = None,
+    ) -> None:
+        """Count (or stop counting) ``asset_id`` as the account's collateral. Selecting needs a margin ratio."""
+        account = await self.account_or_default(principal, account_id)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            asset = await uow.assets.get(AssetId(asset_id))
+            if asset is None:
+                raise NotFound(f"asset {asset_id} not found", field="assetId")
+            ratios = await uow.derivatives.margin_ratios()
+            if selected and asset.id not in ratios and asset.id != self._root:
+                raise MarginAssetUnavailable(
+                    f"asset {asset_id} has no margin ratio and cannot be a margin asset", field="assetId"
+                )
+            await uow.derivatives.lock_account(account)
+            await uow.derivatives.set_margin_selection(account, asset.id, selected, now)
+            meta = meta or RequestMeta()
+            await uow.audit.append(
+                AuditEntry(
+                    principal.username,
+                    AuditAction.MARGIN_ASSET_SELECTED if selected else AuditAction.MARGIN_ASSET_UNSELECTED,
+                    f"account:{account}",
+                    meta.request_id,
+                    meta.ip,
+                    {"assetId": asset.id},
+                )
+            )
+            await uow.commit()
+
+    async def set_margin_ratio(
+        self, actor: str, asset_id: str, ratio: Decimal, meta: RequestMeta | None = None
+    ) -> None:
+        """Platform setting (CLI): how much of an asset's value counts as collateral (0 < ratio <= 1)."""
+        if not ratio.is_finite() or not 0 < ratio <= 1:
+            raise InvalidInput("a margin ratio is above 0 and at most 1", field="ratio")
+        async with self._uow() as uow:
+            asset = await uow.assets.get(AssetId(asset_id))
+            if asset is None:
+                raise NotFound(f"asset {asset_id} not found", field="assetId")
+            await uow.derivatives.set_margin_ratio(asset.id, ratio, self._clock.now())
+            meta = meta or RequestMeta()
+            await uow.audit.append(
+                AuditEntry(
+                    actor,
+                    AuditAction.MARGIN_RATIO_SET,
+                    f"asset:{asset.id}",
+                    meta.request_id,
+                    meta.ip,
+                    {"ratio": format(ratio.normalize(), "f")},
+                )
+            )
+            await uow.commit()
+
+    async def margin_ratios(self) -> dict[AssetId, Decimal]:
+        async with self._uow() as uow:
+            return await uow.derivatives.margin_ratios()
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+
+
+def _adjusted(c: Collateral, delta: Decimal) -> Collateral:
+    """The collateral after a fill's realized PnL and fee (never below zero)."""
+    return replace(c, amount=max(ZERO, c.amount + delta))
