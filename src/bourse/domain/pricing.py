@@ -58,6 +58,7 @@ __all__ = [
     "market_resumed_by_pricing",
     "mid",
     "parse_pricing_settings",
+    "price_text",
     "smooth_mark",
 ]
 

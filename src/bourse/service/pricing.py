@@ -34,7 +34,7 @@ from bourse.domain.circuit_breaker import BreakerSettings, find_breach
 from bourse.domain.errors import InvalidInput, NotFound
 from bourse.domain.funding import funding_rate, funding_times
 from bourse.domain.identity import Operation, Principal
-from bourse.domain.markets import Market, MarketStatus, MarketType, truncate_millis
+from bourse.domain.markets import Market, MarketStatus, MarketType, iso_millis, truncate_millis
 from bourse.domain.pricing import (
     PRICING_ACTOR,
     DealerQuote,
@@ -57,6 +57,7 @@ from bourse.domain.pricing import (
     market_resumed_by_pricing,
     mid,
     parse_pricing_settings,
+    price_text,
     smooth_mark,
 )
 from bourse.domain.values import format_decimal
@@ -443,25 +444,33 @@ class PricingService:
         since = self.breaker.window_start(now)
         async with self._uow() as uow:
             markets = [m for m in await uow.markets.list() if m.status is MarketStatus.ACTIVE]
+        # One connection reads every market's window; a market that tripped is halted in its own
+        # unit of work, which looks again under the market's row lock.
+        tripped: list[str] = []
+        async with self._uow() as uow:
+            for market in markets:
+                state = await uow.pricing.halt_state(market.id) or HaltState(market.id)
+                window = await uow.pricing.trade_window(market.id, since, state.breaker_from_trade_id or 0)
+                if find_breach(window, self.breaker.max_move) is not None:
+                    tripped.append(market.id)
         halted: list[str] = []
-        for market in markets:
-            changed = await self._check_breaker(market.id, since, now)
+        for market_id in tripped:
+            changed = await self._trip(market_id, since, now)
             if changed is not None:
                 halted.append(changed.id)
                 self._publish(changed)
         return halted
 
-    async def _check_breaker(self, market_id: str, since: datetime, now: datetime) -> Market | None:
+    async def _trip(self, market_id: str, since: datetime, now: datetime) -> Market | None:
         async with self._uow() as uow:
-            state = await uow.pricing.halt_state(market_id) or HaltState(market_id)
-            window = await uow.pricing.trade_window(market_id, since, state.breaker_from_trade_id or 0)
-            breach = find_breach(window, self.breaker.max_move)
-            if breach is None:
-                return None
             current = await uow.markets.get(market_id, for_update=True)
             if current is None or current.status is not MarketStatus.ACTIVE:
                 return None
             state = await uow.pricing.halt_state(market_id, for_update=True) or HaltState(market_id)
+            window = await uow.pricing.trade_window(market_id, since, state.breaker_from_trade_id or 0)
+            breach = find_breach(window, self.breaker.max_move)
+            if breach is None:
+                return None
             pct = format_decimal(breach.move * 100)
             limit = format_decimal(self.breaker.max_move * 100)
             halted = await _halt(
@@ -605,4 +614,31 @@ def settings_json(s: PricingSettings) -> dict[str, Any]:
         "ask": None if source is None or source.ask is None else format_decimal(source.ask),
         "markupRate": format_decimal(s.markup_rate),
         "staleAfterSeconds": s.stale_after_seconds,
+    }
+
+
+def _time(value: Any) -> str | None:
+    return None if value is None else iso_millis(value)
+
+
+def price_source_json(view: PricingView) -> dict[str, Any]:
+    """The back office's view of a market's pricing (docs/api/brokerage.md)."""
+    p, q = view.prices, view.quote
+    return {
+        "marketId": view.market.id,
+        "marketType": view.market.type.value,
+        "status": view.market.status.value,
+        "settings": None if view.settings is None else settings_json(view.settings),
+        "updatedAt": None if view.settings is None else _time(view.settings.updated_at),
+        "isStale": view.stale,
+        "rawBid": None if p is None else price_text(p.raw_bid),
+        "rawAsk": None if p is None else price_text(p.raw_ask),
+        "quotedAt": None if p is None else _time(p.quoted_at),
+        "bid": None if q is None else price_text(q.bid),
+        "ask": None if q is None else price_text(q.ask),
+        "mark": None if p is None else price_text(p.mark),
+        "index": None if p is None else price_text(p.index),
+        "markedAt": None if p is None else _time(p.marked_at),
+        "lastError": None if p is None else p.error,
+        "lastErrorAt": None if p is None else _time(p.error_at),
     }
