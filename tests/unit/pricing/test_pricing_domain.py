@@ -123,7 +123,13 @@ def test_stale_after_the_limit_not_at_it():
 def test_manual_dealer_settings():
     s = parse_pricing_settings(
         _market(),
-        {"executionMode": "Dealer", "sourceKind": "Manual", "bid": "100", "ask": "101", "markupRate": "0.001"},
+        {
+            "executionMode": "Dealer",
+            "sourceKind": "Manual",
+            "bid": "100",
+            "ask": "101",
+            "markupRate": "0.001",
+        },
         NOW,
     )
     assert s.execution_mode is ExecutionMode.DEALER
@@ -142,7 +148,12 @@ def test_ccxt_and_market_sources_and_no_source():
     assert ccxt.source == PriceSource(SourceKind.CCXT, exchange="binance", symbol="BTC/USDT")
     own = parse_pricing_settings(
         _market(),
-        {"executionMode": "OrderBook", "sourceKind": "Market", "sourceMarketId": "BTCUSDT", "staleAfterSeconds": 5},
+        {
+            "executionMode": "OrderBook",
+            "sourceKind": "Market",
+            "sourceMarketId": "BTCUSDT",
+            "staleAfterSeconds": 5,
+        },
         NOW,
     )
     assert own.source == PriceSource(SourceKind.MARKET, market_id="BTCUSDT")
@@ -166,8 +177,14 @@ def test_ccxt_and_market_sources_and_no_source():
         ({"executionMode": "Dealer", "sourceKind": "Market"}, "sourceMarketId"),
         ({"executionMode": "Dealer", "sourceKind": "Market", "sourceMarketId": "BTCPERP"}, "sourceMarketId"),
         ({"executionMode": "Dealer", "sourceKind": "Ccxt", "exchange": "binance"}, "symbol"),
-        ({"executionMode": "Dealer", "sourceKind": "Ccxt", "exchange": "bin ance", "symbol": "A/B"}, "exchange"),
-        ({"executionMode": "Dealer", "sourceKind": "Ccxt", "exchange": "binance", "symbol": "BTC USDT"}, "symbol"),
+        (
+            {"executionMode": "Dealer", "sourceKind": "Ccxt", "exchange": "bin ance", "symbol": "A/B"},
+            "exchange",
+        ),
+        (
+            {"executionMode": "Dealer", "sourceKind": "Ccxt", "exchange": "binance", "symbol": "BTC USDT"},
+            "symbol",
+        ),
         ({"executionMode": "OrderBook", "exchange": "binance"}, "exchange"),
         ({"executionMode": "OrderBook", "markupRate": "0.5"}, "markupRate"),
         ({"executionMode": "OrderBook", "markupRate": "-0.001"}, "markupRate"),
