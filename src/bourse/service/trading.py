@@ -20,13 +20,14 @@ from typing import TypeVar
 from bourse.domain.errors import BusinessRejection, InvalidInput, NotFound
 from bourse.domain.fees import CommissionRule, commission, max_commission, select_rule
 from bourse.domain.identity import Principal
-from bourse.domain.markets import Market, MarketQuery
+from bourse.domain.markets import Market, MarketQuery, MarketType
 from bourse.domain.order_requests import OrderRequest
 from bourse.domain.order_views import Execution
 from bourse.domain.orders import OrderType, RejectReason, Side, StopStatus, is_stop
 from bourse.domain.trading import EXACT, Order, OrderQuery
 from bourse.domain.values import AccountId, AssetId, parse_decimal
 from bourse.service.accounts import AccountService
+from bourse.service.derivatives_records import MarketTypeMismatch
 from bourse.service.ports import OrderEngines, UnitOfWork, UnitOfWorkFactory
 
 MARKET_TTL_SECONDS = 1.0
@@ -112,6 +113,8 @@ class TradingService:
     async def place(self, principal: Principal, account_id: str | None, request: OrderRequest) -> OrderView:
         """The order once committed: Placed, Filled, ... or Rejected with its reason."""
         account = await self.account(principal, account_id)
+        if (market := await self.market(request.market_id)) is not None and market.type is not MarketType.SPOT:
+            raise MarketTypeMismatch(f"market {market.id} is a {market.type.value} market", field="marketId")
         return await self._view(await self.engines.place(account, request))
 
     async def cancel(

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from bourse.api.common.auth import Services, require
+from bourse.api.brokerage.derivatives import order_v3_json, stop_order_v3_json
+from bourse.api.common.auth import Meta, Services, require
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.order_requests import parse_order_request, parse_time
@@ -174,9 +175,12 @@ async def get_order(
 
 @router.delete("/orders/{orderId}")
 async def cancel_order(
-    orderId: str, principal: Trader, services: Services, account_id: AccountHeader = None
+    orderId: str, principal: Trader, services: Services, meta: Meta, account_id: AccountHeader = None
 ) -> JSONResponse:
     parse_order_id(orderId)
+    derivative = await services.derivatives.cancel(principal, account_id, orderId, meta=meta)
+    if derivative is not None:  # a Cfd/Perpetual order (one id space with spot orders)
+        return _order(order_v3_json(derivative))
     view = await services.trading.cancel(principal, account_id, orderId)
     return _order(order_v3(view.order, view.market))
 
@@ -212,8 +216,13 @@ async def place_stop_order(
 
 @router.delete("/stop-orders/{stopOrderId}")
 async def cancel_stop_order(
-    stopOrderId: str, principal: Trader, services: Services, account_id: AccountHeader = None
+    stopOrderId: str, principal: Trader, services: Services, meta: Meta, account_id: AccountHeader = None
 ) -> JSONResponse:
     parse_order_id(stopOrderId, "stopOrderId")
+    derivative = await services.derivatives.cancel(
+        principal, account_id, stopOrderId, stop_only=True, meta=meta
+    )
+    if derivative is not None:
+        return _order(stop_order_v3_json(derivative))
     view = await services.trading.cancel(principal, account_id, stopOrderId, stop_only=True)
     return _order(stop_order_v3(view.order, view.market))
