@@ -15,16 +15,10 @@ import pytest
 from bourse.adapters.webhook import HttpxCallbackSender
 from bourse.api.app import create_app
 from bourse.bootstrap import Container, build
-from bourse.domain.callbacks import (
-    CallbackPolicy,
-    CallbackTarget,
-    DeliveryState,
-    IPAddress,
-    RetryPolicy,
-    SendOutcome,
-)
+from bourse.domain.callbacks import CallbackPolicy, CallbackTarget, IPAddress, SendOutcome
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import Principal, Role
+from bourse.domain.outbox import DeliveryState, RetryPolicy
 from bourse.domain.transfers import transfer_view
 from bourse.domain.values import UserId
 from bourse.service.callbacks import CallbackService, DeliverySettings

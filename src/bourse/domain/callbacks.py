@@ -22,10 +22,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from urllib.parse import urlsplit
 
 from bourse.domain.errors import InvalidInput
+from bourse.domain.outbox import DeliveryState
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -272,7 +272,7 @@ def _is_local_name(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost")
 
 
-# --- delivery ----------------------------------------------------------------------------------
+# --- delivery (the outbox's retry policy and states: domain/outbox.py) ---------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,35 +286,6 @@ class SendOutcome:
     def delivered(self) -> bool:
         # Redirects are not followed, so a 3xx is a failed attempt like any other non-2xx.
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff: ``base * 2**(n-1)`` seconds after the n-th failure, capped, then given up."""
-
-    max_attempts: int = 8
-    base_delay_seconds: float = 2.0
-    max_delay_seconds: float = 900.0
-
-    def __post_init__(self) -> None:
-        if (
-            self.max_attempts < 1
-            or self.base_delay_seconds <= 0
-            or self.max_delay_seconds < self.base_delay_seconds
-        ):
-            raise ValueError("retry policy needs max_attempts >= 1 and 0 < base_delay <= max_delay")
-
-    def delay_after(self, attempts: int) -> float | None:
-        """Seconds to wait after ``attempts`` failed attempts; None means give up."""
-        if attempts >= self.max_attempts:
-            return None
-        return min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempts - 1))
-
-
-class DeliveryState(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"  # given up: the URL was refused, or every attempt failed
 
 
 @dataclass(frozen=True, slots=True)

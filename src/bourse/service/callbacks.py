@@ -19,12 +19,11 @@ from bourse.domain.callbacks import (
     CallbackDelivery,
     CallbackPolicy,
     DeliveryReport,
-    DeliveryState,
-    RetryPolicy,
     SendOutcome,
     UnsafeCallbackUrl,
 )
 from bourse.domain.notifications import callback_given_up
+from bourse.domain.outbox import DeliveryState, RetryPolicy
 from bourse.service.ports import CallbackSender, Clock, Resolver, UnitOfWorkFactory
 
 

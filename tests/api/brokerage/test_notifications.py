@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 
 from bourse.cli.ledger import check_and_notify
-from bourse.domain.callbacks import CallbackPolicy, RetryPolicy, SendOutcome
+from bourse.domain.callbacks import CallbackPolicy, SendOutcome
 from bourse.domain.identity import Principal, Role
+from bourse.domain.outbox import RetryPolicy
 from bourse.service.callbacks import CallbackService, DeliverySettings
 from bourse.service.context import RequestMeta
 from tests.conftest import bearer, login
