@@ -26,6 +26,7 @@ from sqlalchemy import (
     case,
     cast,
     column,
+    distinct,
     func,
     literal,
     null,
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import ColumnClause
 
+from bourse.adapters.db.derivatives_tables import position_executions
 from bourse.adapters.db.ledger_tables import assets, ledger_accounts
 from bourse.adapters.db.market_tables import markets
 from bourse.adapters.db.tables import accounts, users
@@ -402,8 +404,10 @@ def _commission_totals(period: Sequence[Filter], rates: Rates, *, per_account: b
 
 
 def _markups(period: Sequence[Filter], rates: Rates) -> Select[Any]:
-    """Per market that traded in the period: trades, volume (in the quote asset) and commissions.
-    Dealer markups do not exist before the dealer mode: markupProfitInRat is 0."""
+    """Per market that traded in the period: trades, volume (in the quote asset), dealer markup and
+    commissions. Spot markets trade on the engine (``trades``, no markup); Cfd/Perpetual markets
+    fill against the house (``position_executions``: a fill is one order, its markup
+    ``|price - source price| * base`` is recorded on each execution in the settlement asset)."""
     t, e, m = trades.c, executions.c, markets.c
     by_trades = (
         select(t.market_id, func.count().label("n"), func.sum(t.quote_amount, type_=NUMBER).label("volume"))
@@ -425,7 +429,7 @@ def _markups(period: Sequence[Filter], rates: Rates) -> Select[Any]:
         .subquery("fee_rat")
     )
     rq = _rates(rates, "rq")
-    return select(
+    spot = select(
         by_trades.c.market_id.label("marketId"),
         m.display_name.label("displayName"),
         cast(by_trades.c.n, BigInteger).label("tradesCount"),
@@ -438,6 +442,38 @@ def _markups(period: Sequence[Filter], rates: Rates) -> Select[Any]:
         .outerjoin(rq, rq.c.asset_id == m.quote_asset_id)
         .outerjoin(fee_rat, fee_rat.c.market_id == by_trades.c.market_id)
     )
+    pe = position_executions.c
+    # One settlement asset per market: grouping by it too keeps one row per market.
+    fills = (
+        select(
+            pe.market_id,
+            pe.fee_asset,
+            func.count(distinct(pe.order_id)).label("n"),
+            func.sum(pe.price * pe.base_amount, type_=NUMBER).label("volume"),
+            func.sum(pe.markup, type_=NUMBER).label("markup"),
+            func.sum(pe.fee, type_=NUMBER).label("fee"),
+        )
+        .where(*_where({"createdAt": pe.created_at}, period))
+        .group_by(pe.market_id, pe.fee_asset)
+        .subquery("filled")
+    )
+    rv, rs = _rates(rates, "rv"), _rates(rates, "rs")
+    dealer = select(
+        fills.c.market_id.label("marketId"),
+        m.display_name.label("displayName"),
+        cast(fills.c.n, BigInteger).label("tradesCount"),
+        fills.c.volume.label("tradedVolume"),
+        _rat(fills.c.volume * rv.c.rate).label("tradedVolumeInRat"),
+        _rat(func.coalesce(fills.c.markup * rs.c.rate, 0)).label("markupProfitInRat"),
+        _rat(func.coalesce(fills.c.fee * rs.c.rate, 0)).label("commissionProfitInRat"),
+    ).select_from(
+        fills.join(markets, m.market_id == fills.c.market_id)
+        .outerjoin(rv, rv.c.asset_id == m.quote_asset_id)
+        .outerjoin(rs, rs.c.asset_id == fills.c.fee_asset)
+    )
+    # A market is spot or a derivative, never both: the two halves never share a market.
+    union = spot.union_all(dealer).subquery("markups")
+    return select(*union.c)
 
 
 def _active_accounts(period: Sequence[Filter]) -> Select[Any]:
