@@ -3,6 +3,10 @@
 ``BOURSE_SMTP_STARTTLS``: true requires STARTTLS, false never upgrades, unset upgrades when the
 server offers it. Without ``BOURSE_SMTP_HOST`` mail is off (``DisabledMailer``): nothing is sent and
 callers are told so.
+
+A failure is permanent (``MailError.permanent``) only when the server refused every recipient with a
+5xx reply: that address will not take the mail later either. Anything else (no connection, a
+timeout, a 4xx, a refused sender or login) may pass and is worth another try.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ class SmtpMailer:
                 start_tls=self._starttls,
                 timeout=self._timeout,
             )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            permanent = bool(error.recipients) and all(r.code >= 500 for r in error.recipients)
+            refused = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in error.recipients)
+            raise MailError(f"recipients refused: {refused}", permanent=permanent) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             raise MailError(f"{type(error).__name__}: {error}") from error
 

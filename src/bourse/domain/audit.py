@@ -38,6 +38,23 @@ class AuditAction(StrEnum):
     MERCHANT_UPDATED = "merchant.updated"
     MERCHANT_USER_ASSIGNED = "merchant_user.assigned"
     MERCHANT_USER_UNASSIGNED = "merchant_user.unassigned"
+    # Derivatives (service/derivatives.py): orders, position triggers, margin settings, deficits.
+    DERIVATIVE_ORDER_PLACED = "derivative_order.placed"
+    DERIVATIVE_ORDER_CANCELLED = "derivative_order.cancelled"
+    POSITION_TRIGGERS_CHANGED = "position_triggers.changed"
+    MARGIN_ASSET_SELECTED = "margin_asset.selected"
+    MARGIN_ASSET_UNSELECTED = "margin_asset.unselected"
+    MARGIN_RATIO_SET = "margin_ratio.set"
+    DEFICIT_ABSORBED = "deficit.absorbed"
+    # The trader's workspace and price alerts: each user's own, audited like every other change.
+    UI_SETTINGS_CHANGED = "ui_settings.changed"
+    LAYOUT_CREATED = "layout.created"
+    LAYOUT_CHANGED = "layout.changed"
+    LAYOUT_RENAMED = "layout.renamed"
+    LAYOUT_DELETED = "layout.deleted"
+    LAYOUTS_ORDERED = "layouts.ordered"
+    PRICE_ALERT_CREATED = "price_alert.created"
+    PRICE_ALERT_DELETED = "price_alert.deleted"
 
 
 @dataclass(frozen=True, slots=True)

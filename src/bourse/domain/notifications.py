@@ -37,8 +37,11 @@ class AdminNotificationType(StrEnum):
     MARKET_HALTED = "MarketHalted"
     # The pricing job reopened a market it had halted for a stale price source (domain/pricing.py).
     MARKET_RESUMED = "MarketResumed"
-    # Reserved for the reports job.
+    # A report failed (service/reports.py).
     REPORT_FAILED = "ReportFailed"
+    # A report's mail to one of its notifyEmails was given up after its last retry (or refused for
+    # good); the report itself is as it was.
+    REPORT_MAIL_FAILED = "ReportMailFailed"
     # An OTC fee sharing record whose fingerprint no longer matches was not settled (domain/feeshare.py).
     FEE_SHARE_FINGERPRINT_MISMATCH = "FeeShareFingerprintMismatch"
     # A derivative loss (close, funding or swap) larger than the account could pay: the house absorbed
@@ -187,6 +190,32 @@ def callback_given_up(
         },
         at,
         dedupe_key=f"callback-delivery:{delivery_id}",
+    )
+
+
+def report_mail_given_up(
+    mail_id: int,
+    report_id: str,
+    recipient: str,
+    subject: str,
+    attempts: int,
+    last_error: str,
+    at: datetime,
+) -> NewAdminNotification:
+    return admin_notification(
+        AdminNotificationType.REPORT_MAIL_FAILED,
+        f"Report mail to {recipient} given up",
+        f'The mail "{subject}" to {recipient} failed {attempts} time(s) and will not be retried: {last_error}',
+        {
+            "reportId": report_id,
+            "mailId": str(mail_id),
+            "recipient": recipient,
+            "subject": subject,
+            "attempts": attempts,
+            "lastError": last_error,
+        },
+        at,
+        dedupe_key=f"report-mail:{mail_id}",
     )
 
 

@@ -24,6 +24,7 @@ from bourse.domain.errors import InvalidInput
 from bourse.domain.history import HistoryQuery, QueryKind, parse_query
 from bourse.domain.identity import EMAIL_RE
 from bourse.domain.order_views import iso_millis
+from bourse.domain.outbox import DeliveryState
 from bourse.domain.trading import parse_time
 
 MAX_NAME = 200
@@ -402,6 +403,69 @@ def file_name(report: Report) -> str:
     """A download's file name: the report's name in safe characters, and the format's extension."""
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in report.name)
     return f"{safe.strip('._') or 'report'}.{report.definition.format.extension}"
+
+
+# --- mail -------------------------------------------------------------------------------------------
+#
+# When a report ends, each of its ``notifyEmails`` gets one mail, written to an outbox (one row per
+# report and recipient) in the transaction that records the outcome, and sent by the report jobs
+# with retries (domain/outbox.py): a mail server that is down delays the mail, it does not lose it.
+
+
+@dataclass(frozen=True, slots=True)
+class MailText:
+    subject: str
+    body: str
+
+
+def report_mail(report: Report, download_url: str) -> MailText:
+    """The mail about a report that ended (Completed or Failed); the link needs the owner's sign-in."""
+    if report.status is ReportStatus.COMPLETED:
+        return MailText(
+            f"Report ready: {report.name}",
+            f'The report "{report.name}" ({report.definition.source.value}, '
+            f"{report.definition.format.value}, {report.row_count} rows) is ready.\n\n"
+            f"Download: {download_url}\n\n"
+            f"The link asks for {report.created_by}'s sign-in (a bearer token). "
+            f"It works until {iso_millis(report.expired_at)}.\n",
+        )
+    return MailText(
+        f"Report failed: {report.name}", f'The report "{report.name}" failed: {report.status_reason}\n'
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMail:
+    """One recipient's mail about one report, waiting to be (re)sent."""
+
+    id: int
+    report_id: str
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMailAttempt:
+    mail_id: int
+    attempt: int
+    attempted_at: datetime
+    error: str | None  # None: the server accepted the mail
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportMailStatus:
+    """Where one recipient's mail stands, with its attempts, for operators and tests."""
+
+    id: int
+    report_id: str
+    recipient: str
+    state: DeliveryState
+    attempts: tuple[ReportMailAttempt, ...]
+    next_attempt_at: datetime
+    last_error: str | None
 
 
 # --- JSON -------------------------------------------------------------------------------------------

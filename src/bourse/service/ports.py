@@ -26,6 +26,7 @@ from bourse.domain.callbacks import (
     SendOutcome,
 )
 from bourse.domain.categories import CategoryRow, CategoryTree
+from bourse.domain.circuit_breaker import TradePoint
 from bourse.domain.fees import CommissionProfile, CommissionRule
 from bourse.domain.feeshare import (
     BillingStatus,
@@ -54,12 +55,42 @@ from bourse.domain.notifications import (
 )
 from bourse.domain.order_requests import OrderRequest
 from bourse.domain.order_views import Execution
-from bourse.domain.reports import Report, ReportFormat, ReportStatus, ReportTemplate
+from bourse.domain.positions import Position
+from bourse.domain.pricing import (
+    FundingPage,
+    FundingQuery,
+    FundingRate,
+    HaltState,
+    PricingSettings,
+    SourcePrice,
+    StoredPrices,
+)
+from bourse.domain.reports import (
+    Report,
+    ReportFormat,
+    ReportMail,
+    ReportMailAttempt,
+    ReportMailStatus,
+    ReportStatus,
+    ReportTemplate,
+)
 from bourse.domain.trading import BatchWrite, Checkpoint, Order, OrderQuery
 from bourse.domain.transfers import Transfer
+from bourse.domain.triggers import Triggers
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
 from bourse.domain.workspace import Layout, Template, UiSettings
+from bourse.service.derivatives_records import (
+    ClosedPositionQuery,
+    ClosedPositionRow,
+    Deficit,
+    DerivativeOrder,
+    ExecutionQuery,
+    FundingPayment,
+    OrderListQuery,
+    PositionExecution,
+    SwapPayment,
+)
 
 # --- records as stored -------------------------------------------------------------------------
 
@@ -575,7 +606,10 @@ class PriceAlertRepository(Protocol):
         """Markets with an active alert of the account, sorted."""
         ...
 
-    async def delete(self, account_id: AccountId, ids: Sequence[int]) -> int: ...
+    async def delete(self, account_id: AccountId, ids: Sequence[int]) -> list[PriceAlert]:
+        """Delete the account's alerts among ``ids`` (fired or not); the ones deleted, by id."""
+        ...
+
     async def fire(self, market_id: str, trades: Sequence[Trade], at: datetime) -> list[FiredAlert]:
         """Mark fired every active alert of the market that one of ``trades`` (later than the alert's
         ``after_trade_id``) crosses, at the first such trade; each alert at most once, whoever else
@@ -652,6 +686,33 @@ class ReportTemplateRepository(Protocol):
         ...
 
     async def set_next_run(self, template_id: str, next_run_at: datetime | None) -> None: ...
+
+
+class ReportMailRepository(Protocol):
+    """The outbox of report mails: one per report and recipient (domain/reports.py)."""
+
+    async def enqueue(
+        self, report_id: str, recipients: Sequence[str], subject: str, body: str, now: datetime
+    ) -> None:
+        """One pending mail per recipient, due now; a recipient the report has a mail for already is
+        left as it is."""
+        ...
+
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[ReportMail]:
+        """Pending mails due at ``now``, oldest due first, skipping rows another worker holds; each is
+        leased (due again only at ``lease_until``) so a worker that dies mid-attempt leaves it due."""
+        ...
+
+    async def record_attempt(
+        self, attempt: ReportMailAttempt, state: DeliveryState, next_attempt_at: datetime | None
+    ) -> bool:
+        """Store the attempt and move the mail on; False (nothing stored) if the mail is gone (its
+        report was deleted meanwhile)."""
+        ...
+
+    async def for_report(self, report_id: str) -> list[ReportMailStatus]:
+        """The report's mails with their attempts, by id."""
+        ...
 
 
 class ReportRows(Protocol):
@@ -821,6 +882,180 @@ class FeeShareRepository(Protocol):
     ) -> None: ...
 
 
+class PricingRepository(Protocol):
+    """Price sources, the latest prices, funding rates and halt state of derivative markets
+    (adapters/db/pricing_repos.py); reads the trading tables for book tops and trade windows."""
+
+    async def get_settings(self, market_id: str) -> PricingSettings | None: ...
+    async def list_settings(self) -> list[PricingSettings]:
+        """By market id."""
+        ...
+
+    async def put_settings(self, settings: PricingSettings) -> None:
+        """Insert or replace the market's settings."""
+        ...
+
+    async def prices(self, market_id: str, *, for_update: bool = False) -> StoredPrices | None: ...
+    async def prices_of(self, market_ids: Sequence[str]) -> dict[str, StoredPrices]: ...
+    async def save_prices(self, prices: StoredPrices) -> None:
+        """Insert or replace the market's latest prices (all but ``funding_through``)."""
+        ...
+
+    async def book_top(self, market_id: str) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+        """(best bid, best ask, last trade price) of one of our order-book markets, as committed."""
+        ...
+
+    async def set_funding_through(self, market_id: str, at: datetime) -> None:
+        """Record that the market's funding times up to ``at`` were dealt with (only this column)."""
+        ...
+
+    async def add_funding_rate(self, rate: FundingRate) -> bool:
+        """False if the market already has a rate at that time (nothing is changed)."""
+        ...
+
+    async def last_funding_time(self, market_id: str) -> datetime | None: ...
+    async def funding_rates(self, market_id: str, query: FundingQuery) -> FundingPage:
+        """Newest first."""
+        ...
+
+    async def funding_rates_after(
+        self, market_id: str, after: datetime | None, limit: int
+    ) -> list[FundingRate]:
+        """Oldest first, applied strictly after ``after`` (all if None)."""
+        ...
+
+    async def halt_state(self, market_id: str, *, for_update: bool = False) -> HaltState | None: ...
+    async def save_halt_state(self, state: HaltState) -> None:
+        """Insert or replace."""
+        ...
+
+    async def trade_window(self, market_id: str, since: datetime, from_trade_id: int) -> list[TradePoint]:
+        """The circuit breaker's view of the trades at or after ``since`` with an id at least
+        ``from_trade_id``: the first one and those with the lowest and highest price (by id)."""
+        ...
+
+    async def last_trade_id(self, market_id: str) -> int | None: ...
+
+
+class DerivativesRepository(Protocol):
+    """Positions, their triggers, derivative orders and fills, margin settings, deficits, funding
+    and swap payments (adapters/db/derivatives_tables.py)."""
+
+    async def lock_account(self, account_id: AccountId) -> None:
+        """Make the account's derivative changes take turns until the transaction ends."""
+        ...
+
+    async def lock_funds(self, owner: str, asset: AssetId) -> tuple[Decimal, Decimal]:
+        """Lock (creating them if missing, in the ledger's id order) the owner's available and
+        margin accounts of ``asset`` and the house's and fee account's, so the fill's ledger write
+        finds them held; the owner's (available, margin)."""
+        ...
+
+    async def new_order_id(self) -> int: ...
+    async def new_position_id(self) -> str: ...
+
+    # positions
+    async def open_positions(
+        self, account_id: AccountId, market_id: str | None = None, *, for_update: bool = False
+    ) -> list[Position]:
+        """The account's open positions (of one market if given), oldest first."""
+        ...
+
+    async def get_position(self, position_id: str, *, for_update: bool = False) -> Position | None: ...
+    async def positions(
+        self, account_id: AccountId, *, open_only: bool, last_position_id: str | None, limit: int
+    ) -> list[Position]:
+        """Newest first (by id), older than ``last_position_id``."""
+        ...
+
+    async def save_positions(self, positions: Sequence[Position], open_order_id: int) -> None:
+        """Insert new positions (``open_order_id`` their opening order) and update changed ones."""
+        ...
+
+    async def market_positions(self, market_id: str) -> list[Position]:
+        """Every open position of a market, by id (for the jobs)."""
+        ...
+
+    async def accounts_with_positions(self) -> list[AccountId]:
+        """Accounts with at least one open position, sorted (for the margin job)."""
+        ...
+
+    # triggers
+    async def triggers(self, position_ids: Sequence[str]) -> dict[str, Triggers]:
+        """The stored triggers of each position that has any."""
+        ...
+
+    async def save_triggers(self, position_id: str, triggers: Triggers | None) -> None:
+        """Replace the position's triggers (None or empty: remove them)."""
+        ...
+
+    # orders
+    async def add_order(self, order: DerivativeOrder) -> bool:
+        """Insert; False (nothing written) when the account used its clientOrderId already.
+        A concurrent insert of the same clientOrderId waits for the first to finish."""
+        ...
+
+    async def update_order(self, order: DerivativeOrder) -> None: ...
+    async def get_order(self, order_id: int, *, for_update: bool = False) -> DerivativeOrder | None: ...
+    async def order_by_client_id(
+        self, account_id: AccountId, client_order_id: str
+    ) -> DerivativeOrder | None: ...
+    async def list_orders(self, account_id: AccountId, query: OrderListQuery) -> list[DerivativeOrder]:
+        """Newest first (by order id); at most ``query.limit``."""
+        ...
+
+    async def live_orders(self, market_id: str | None = None) -> list[DerivativeOrder]:
+        """Resting and waiting orders (of one market if given), oldest first (for the dealer job)."""
+        ...
+
+    # fills
+    async def add_executions(self, executions: Sequence[PositionExecution]) -> list[int]:
+        """Insert; their ids in input order."""
+        ...
+
+    async def executions(self, account_id: AccountId, query: ExecutionQuery) -> list[PositionExecution]:
+        """The account's executions, oldest first (by id)."""
+        ...
+
+    async def closed_positions(
+        self, account_id: AccountId, query: ClosedPositionQuery
+    ) -> list[ClosedPositionRow]:
+        """The account's closes, newest order first, older than ``query.last_order_id``."""
+        ...
+
+    # margin settings
+    async def margin_ratios(self) -> dict[AssetId, Decimal]: ...
+    async def set_margin_ratio(self, asset_id: AssetId, ratio: Decimal, at: datetime) -> None: ...
+    async def margin_selection(self, account_id: AccountId) -> dict[AssetId, bool]:
+        """The account's explicit choices (an asset without a row keeps its default)."""
+        ...
+
+    async def set_margin_selection(
+        self, account_id: AccountId, asset_id: AssetId, selected: bool, at: datetime
+    ) -> None: ...
+    async def margin_call_armed(self, account_id: AccountId, scope: str) -> bool:
+        """Whether the next margin call of ``scope`` (``cross`` or ``position:<id>``) may be sent
+        (True when never recorded)."""
+        ...
+
+    async def set_margin_call_armed(
+        self, account_id: AccountId, scope: str, armed: bool, at: datetime
+    ) -> None: ...
+
+    # what the house absorbs and what the jobs pay
+    async def add_deficit(self, deficit: Deficit) -> bool:
+        """False (nothing written) when its business key was recorded already."""
+        ...
+
+    async def add_funding_payment(self, payment: FundingPayment) -> bool:
+        """False when the position was paid for that interval already."""
+        ...
+
+    async def add_swap_payment(self, payment: SwapPayment) -> bool:
+        """False when the position was paid for that day already."""
+        ...
+
+
 class UnitOfWork(Protocol):
     users: UserRepository
     accounts: AccountRepository
@@ -848,8 +1083,11 @@ class UnitOfWork(Protocol):
     reports: ReportRepository
     report_templates: ReportTemplateRepository
     report_rows: ReportRows
+    report_mails: ReportMailRepository
     merchants: MerchantRepository
     feeshare: FeeShareRepository
+    pricing: PricingRepository
+    derivatives: DerivativesRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -944,7 +1182,14 @@ class ReportFiles(Protocol):
 
 
 class MailError(Exception):
-    """A mail was not accepted by the server (or the server was not reached)."""
+    """A mail was not accepted by the server (or the server was not reached).
+
+    ``permanent``: the server refused the recipient for good (an SMTP 5xx reply to it), so sending
+    the same mail again cannot help; every other failure may pass."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Mailer(Protocol):
@@ -969,6 +1214,24 @@ class SheetCodec(Protocol):
         ...
 
     def write(self, fmt: FileFormat, rows: Sequence[Sequence[object]]) -> bytes: ...
+
+
+class PriceFeedError(Exception):
+    """A price feed gave no usable price (network, timeout, unknown symbol, empty book); ``args[0]`` says why."""
+
+
+class PriceFeed(Protocol):
+    """Public tickers of other exchanges (adapters/pricefeeds.py: ccxt)."""
+
+    def supports(self, exchange: str) -> bool:
+        """Whether ``exchange`` is an exchange id the feed knows."""
+        ...
+
+    async def ticker(self, exchange: str, symbol: str) -> SourcePrice:
+        """The exchange's current bid and ask of ``symbol``; PriceFeedError if there is none."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 # --- events ------------------------------------------------------------------------------------

@@ -11,6 +11,10 @@ In: ``trades.<marketId>`` from the bus. The trades table is the truth: at start 
 whenever the bus dropped the consumer, every trade after each market's progress is
 checked from the table first (``catch_up``), so an alert is not missed while no
 consumer ran.
+
+Setting and deleting alerts are audited in their transaction (``price_alert.created``,
+``price_alert.deleted``, one entry per alert, subject ``price_alert:<id>``); firing is recorded by
+the notification it stores.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import BusinessRejection, InvalidInput, NotFound
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.markets import MARKET_ID_RE
@@ -29,6 +34,7 @@ from bourse.domain.notifications import (
     Notification,
     PriceAlert,
     Trade,
+    alert_json,
     alerts_by_market,
     fired_notification,
     parse_alert_price,
@@ -36,9 +42,10 @@ from bourse.domain.notifications import (
 )
 from bourse.domain.values import AccountId
 from bourse.service.accounts import AccountService
+from bourse.service.context import RequestMeta
 from bourse.service.marketdata import parse_trade_event
 from bourse.service.notifications import NotificationService
-from bourse.service.ports import Clock, EventBus, SubscriptionDropped, UnitOfWorkFactory
+from bourse.service.ports import Clock, EventBus, SubscriptionDropped, UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("bourse.price_alerts")
 
@@ -83,6 +90,7 @@ class PriceAlertService:
         market_id: object,
         price: object,
         condition: object,
+        meta: RequestMeta | None = None,
     ) -> PriceAlert:
         account = await self._account(principal, account_id)
         market_id = parse_market_id(market_id)
@@ -102,6 +110,7 @@ class PriceAlertService:
             alert = await uow.price_alerts.add(
                 principal.uid, account, market_id, target, kind, self._clock.now()
             )
+            await _audit(uow, principal, AuditAction.PRICE_ALERT_CREATED, alert, meta)
             await uow.commit()
         return alert
 
@@ -129,7 +138,13 @@ class PriceAlertService:
             alerts = await uow.price_alerts.active(account, page) if page else []
         return alerts_by_market(page, alerts)
 
-    async def unsubscribe(self, principal: Principal, account_id: str | None, ids: Sequence[int]) -> int:
+    async def unsubscribe(
+        self,
+        principal: Principal,
+        account_id: str | None,
+        ids: Sequence[int],
+        meta: RequestMeta | None = None,
+    ) -> int:
         """Delete the account's alerts among ``ids``; ids that are not (or no longer) the account's are
         ignored, so a repeat, or an alert that fired meanwhile, is not an error."""
         account = await self._account(principal, account_id)
@@ -138,8 +153,10 @@ class PriceAlertService:
         async with self._uow() as uow:
             await uow.price_alerts.lock_account(account)
             deleted = await uow.price_alerts.delete(account, ids)
+            for alert in deleted:
+                await _audit(uow, principal, AuditAction.PRICE_ALERT_DELETED, alert, meta)
             await uow.commit()
-        return deleted
+        return len(deleted)
 
     # --- firing -----------------------------------------------------------------------------------
 
@@ -193,6 +210,16 @@ class PriceAlertService:
                 log.warning("price alerts fell behind the trades bus; catching up", reason=str(e))
             finally:
                 subscription.close()
+
+
+async def _audit(
+    uow: UnitOfWork, principal: Principal, action: AuditAction, alert: PriceAlert, meta: RequestMeta | None
+) -> None:
+    meta = meta or RequestMeta()
+    details = {"accountId": alert.account_id, "marketId": alert.market_id, **alert_json(alert)}
+    await uow.audit.append(
+        AuditEntry(principal.username, action, f"price_alert:{alert.id}", meta.request_id, meta.ip, details)
+    )
 
 
 def _int(value: object, field: str, default: int, least: int, most: int) -> int:

@@ -11,9 +11,18 @@ taken away fails rather than leaks.
 Running: ``work_once`` claims the oldest New report (or one whose process died, up to
 ``max_attempts`` tries) and streams its query through a server-side cursor into a file, batch by
 batch, never holding the rows in memory. The outcome is Completed or Failed with a reason; a failure
-raises a ReportFailed staff notification. Then ``notifyEmails`` get a mail with the download link
-(the link needs the owner's bearer token, so the mail carries no secret). A mail that fails is
-logged; the report stays as it is.
+raises a ReportFailed staff notification.
+
+Mail: each of ``notifyEmails`` gets one mail with the download link (the link needs the owner's
+bearer token, so the mail carries no secret). The mails are an outbox (domain/outbox.py): one row
+per report and recipient, written in the transaction that records the outcome, so a report never
+ends without them nor gets them twice. ``deliver_mail`` claims due mails (``FOR UPDATE SKIP
+LOCKED``, then leased), sends each outside any transaction and records the attempt; a failure is
+retried after ``mail_retry``'s backoff, and after the last attempt (or at once when the server
+refuses the address for good) the mail is given up and staff get a ReportMailFailed notification
+in the same transaction. The worker sends a report's mails right after finishing it; the mail job
+retries the rest. Delivery is at least once: a process that dies after the server took a mail but
+before recording it sends it again after the lease.
 
 Scheduling: ``schedule_due`` claims due templates (``FOR UPDATE SKIP LOCKED``), makes one report
 per due time (``(template, due time)`` is unique besides) and moves each template to its next run
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -37,18 +47,23 @@ import structlog
 from bourse.domain.errors import BourseError, Conflict, InvalidInput, NotFound, PermissionDenied
 from bourse.domain.history import SCHEMAS, FieldSpec, QueryKind, rates_to_root, render_row
 from bourse.domain.identity import Operation, Principal
-from bourse.domain.notifications import AdminNotificationType
+from bourse.domain.notifications import AdminNotificationType, report_mail_given_up
 from bourse.domain.order_views import iso_millis
+from bourse.domain.outbox import DeliveryState, RetryPolicy
 from bourse.domain.reports import (
     XLSX_MAX_ROWS,
     Report,
     ReportFormat,
+    ReportMail,
+    ReportMailAttempt,
+    ReportMailStatus,
     ReportStatus,
     ReportTemplate,
     file_name,
     parse_page,
     parse_report_request,
     parse_template_request,
+    report_mail,
     scheduled_report_name,
 )
 from bourse.domain.values import AssetId, UserId
@@ -60,6 +75,7 @@ from bourse.service.ports import (
     MailError,
     ReportFiles,
     ReportWriter,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -68,6 +84,12 @@ log = structlog.get_logger("bourse.reports")
 BATCH_ROWS = 2000
 SCHEDULE_BATCH = 50
 EXPIRE_BATCH = 200
+MAIL_BATCH = 20
+# After the first failure: 1, 2, 4, 8, 16, 32 min, then 1 h; the 8th failed attempt gives up,
+# about two hours after the first: a mail server's restart or a short outage is ridden out.
+MAIL_RETRY = RetryPolicy(max_attempts=8, base_delay_seconds=60, max_delay_seconds=3600)
+# Longer than the mailer's timeout (30 s) with room to spare: a lease never ends mid-attempt.
+MAIL_LEASE = timedelta(minutes=5)
 
 
 class ReportFailure(Exception):
@@ -107,6 +129,9 @@ class ReportService:
         timeout_seconds: float = 1800.0,
         max_attempts: int = 3,
         batch_rows: int = BATCH_ROWS,
+        mail_retry: RetryPolicy = MAIL_RETRY,
+        mail_batch: int = MAIL_BATCH,
+        mail_lease: timedelta = MAIL_LEASE,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -119,6 +144,9 @@ class ReportService:
         self.timeout_seconds = timeout_seconds
         self.max_attempts = max_attempts
         self.batch_rows = batch_rows
+        self.mail_retry = mail_retry
+        self.mail_batch = mail_batch
+        self.mail_lease = mail_lease
 
     # --- reports ------------------------------------------------------------------------------
 
@@ -371,8 +399,12 @@ class ReportService:
             outcome, reason = ReportStatus.FAILED, f"internal error ({type(error).__name__})"
         else:
             outcome, reason = ReportStatus.COMPLETED, None
+        done = replace(report, status=outcome, status_reason=reason, row_count=rows, file_size=size)
         async with self._uow() as uow:
-            recorded = await uow.reports.finish(report, outcome, reason, self._clock.now(), rows, size)
+            now = self._clock.now()
+            recorded = await uow.reports.finish(report, outcome, reason, now, rows, size)
+            if recorded:
+                await self._enqueue_mail(uow, done, now)
             await uow.commit()
         if not recorded:
             # Deleted meanwhile, or claimed again by another process: this run's file is not wanted.
@@ -382,10 +414,14 @@ class ReportService:
                 if still is None:
                     self._files.delete(report.id, report.definition.format)
             return report
-        done = replace(report, status=outcome, status_reason=reason, row_count=rows, file_size=size)
         if outcome is ReportStatus.FAILED:
             await self._raise_failed(done)
-        await self._mail(done)
+        if done.definition.notify_emails:
+            try:
+                await self.deliver_mail()
+            except Exception:
+                # The mails are stored: the mail job tries them again.
+                log.exception("report mail delivery failed", report_id=report.id)
         return done
 
     async def _release(self, report: Report) -> None:
@@ -468,26 +504,82 @@ class ReportService:
         except Exception:
             log.exception("could not raise the ReportFailed notification", report_id=report.id)
 
-    async def _mail(self, report: Report) -> None:
+    # --- mail ---------------------------------------------------------------------------------
+
+    async def _enqueue_mail(self, uow: UnitOfWork, report: Report, now: datetime) -> None:
         recipients = report.definition.notify_emails
         if not recipients:
             return
-        if report.status is ReportStatus.COMPLETED:
-            subject = f"Report ready: {report.name}"
-            body = (
-                f'The report "{report.name}" ({report.definition.source.value}, '
-                f"{report.definition.format.value}, {report.row_count} rows) is ready.\n\n"
-                f"Download: {self.download_url(report.id)}\n\n"
-                f"The link asks for {report.created_by}'s sign-in (a bearer token). "
-                f"It works until {iso_millis(report.expired_at)}.\n"
-            )
-        else:
-            subject = f"Report failed: {report.name}"
-            body = f'The report "{report.name}" failed: {report.status_reason}\n'
+        if not self._mailer.enabled:
+            log.warning("mail is off (BOURSE_SMTP_HOST unset): report mail not sent", report_id=report.id)
+            return
+        text = report_mail(report, self.download_url(report.id))
+        await uow.report_mails.enqueue(report.id, recipients, text.subject, text.body, now)
+
+    async def deliver_mail(self) -> int:
+        """Attempt every report mail due now (up to one batch); how many were attempted."""
+        now = self._clock.now()
+        async with self._uow() as uow:
+            claimed = await uow.report_mails.claim_due(now, now + self.mail_lease, self.mail_batch)
+            await uow.commit()
+        if claimed:
+            await asyncio.gather(*(self._send(mail) for mail in claimed))
+        return len(claimed)
+
+    async def mail_deliveries(self, report_id: str) -> list[ReportMailStatus]:
+        """The report's mails with their attempts (operators and tests; no owner check)."""
+        async with self._uow() as uow:
+            return await uow.report_mails.for_report(report_id)
+
+    async def _send(self, mail: ReportMail) -> None:
+        attempted_at = self._clock.now()
+        started = time.perf_counter()
+        error: MailError | None = None
         try:
-            await self._mailer.send(recipients, subject, body)
-        except MailError as error:
-            log.warning("report mail not sent", report_id=report.id, error=str(error))
+            await self._mailer.send([mail.recipient], mail.subject, mail.body)
+        except MailError as failure:
+            error = failure
+        duration_ms = int((time.perf_counter() - started) * 1000)
+
+        attempt_no = mail.attempts + 1
+        next_at = None
+        if error is None:
+            state = DeliveryState.DELIVERED
+        else:
+            delay = None if error.permanent else self.mail_retry.delay_after(attempt_no)
+            if delay is None:
+                state = DeliveryState.FAILED
+            else:
+                state = DeliveryState.PENDING
+                next_at = self._clock.now() + timedelta(seconds=delay)
+        attempt = ReportMailAttempt(
+            mail.id, attempt_no, attempted_at, None if error is None else str(error), duration_ms
+        )
+        async with self._uow() as uow:
+            recorded = await uow.report_mails.record_attempt(attempt, state, next_at)
+            if recorded and state is DeliveryState.FAILED:
+                # Nothing retries it after this: staff hear of it, in the same transaction.
+                await uow.notifications.add_admin(
+                    report_mail_given_up(
+                        mail.id,
+                        mail.report_id,
+                        mail.recipient,
+                        mail.subject,
+                        attempt_no,
+                        str(error),
+                        self._clock.now(),
+                    )
+                )
+            await uow.commit()
+        if error is not None:
+            log.warning(
+                "report mail not sent",
+                report_id=mail.report_id,
+                mail_id=mail.id,
+                attempt=attempt_no,
+                state=state.value,
+                error=str(error),
+            )
 
     async def expire_files(self) -> int:
         """Delete the files of reports past their ``expiredAt``; how many."""

@@ -1,5 +1,5 @@
-"""Repositories for reports and report templates (report_tables.py), and the streamed history rows
-a report is written from."""
+"""Repositories for reports, report templates and report mails (report_tables.py), and the streamed
+history rows a report is written from."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bourse.adapters.db import report_tables as rt
 from bourse.adapters.db.history_queries import sorted_rows
 from bourse.domain.history import HistoryQuery, Rates
+from bourse.domain.outbox import DeliveryState
 from bourse.domain.reports import (
     DayOfWeek,
     Definition,
     Frequency,
     Report,
     ReportFormat,
+    ReportMail,
+    ReportMailAttempt,
+    ReportMailStatus,
     ReportSource,
     ReportStatus,
     ReportTemplate,
@@ -30,6 +34,8 @@ from bourse.domain.values import UserId
 
 _R = rt.reports
 _T = rt.report_templates
+_M = rt.report_mails
+_A = rt.report_mail_attempts
 
 
 def _definition(m: Any) -> Definition:
@@ -300,6 +306,108 @@ class SqlReportTemplateRepository:
 
     async def set_next_run(self, template_id: str, next_run_at: datetime | None) -> None:
         await self._c.execute(update(_T).where(_T.c.id == template_id).values(next_run_at=next_run_at))
+
+
+class SqlReportMailRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._c = conn
+
+    async def enqueue(
+        self, report_id: str, recipients: Sequence[str], subject: str, body: str, now: datetime
+    ) -> None:
+        if not recipients:
+            return
+        await self._c.execute(
+            pg_insert(_M)
+            .values(
+                [
+                    {
+                        "report_id": report_id,
+                        "recipient": recipient,
+                        "subject": subject,
+                        "body": body,
+                        "next_attempt_at": now,
+                        "created_at": now,
+                    }
+                    for recipient in dict.fromkeys(recipients)
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["report_id", "recipient"])
+        )
+
+    async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[ReportMail]:
+        rows = (
+            await self._c.execute(
+                select(_M.c.id, _M.c.report_id, _M.c.recipient, _M.c.subject, _M.c.body, _M.c.attempts)
+                .where(_M.c.state == DeliveryState.PENDING.value, _M.c.next_attempt_at <= now)
+                .order_by(_M.c.next_attempt_at, _M.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return []
+        # The lease: a worker that dies mid-attempt leaves the mail due again after it.
+        await self._c.execute(
+            update(_M).where(_M.c.id.in_([r.id for r in rows])).values(next_attempt_at=lease_until)
+        )
+        return [ReportMail(r.id, str(r.report_id), r.recipient, r.subject, r.body, r.attempts) for r in rows]
+
+    async def record_attempt(
+        self, attempt: ReportMailAttempt, state: DeliveryState, next_attempt_at: datetime | None
+    ) -> bool:
+        values: dict[str, object] = {
+            "state": state.value,
+            "attempts": attempt.attempt,
+            "last_attempt_at": attempt.attempted_at,
+            "last_error": attempt.error,
+        }
+        if next_attempt_at is not None:
+            values["next_attempt_at"] = next_attempt_at
+        if state is not DeliveryState.PENDING:
+            values["finished_at"] = attempt.attempted_at
+        # The mail row first: if its report was deleted meanwhile (and the mail with it), there is
+        # nothing to record the attempt against.
+        moved = await self._c.execute(
+            update(_M).where(_M.c.id == attempt.mail_id).values(**values).returning(_M.c.id)
+        )
+        if moved.first() is None:
+            return False
+        await self._c.execute(
+            insert(_A).values(
+                mail_id=attempt.mail_id,
+                attempt=attempt.attempt,
+                attempted_at=attempt.attempted_at,
+                error=attempt.error,
+                duration_ms=attempt.duration_ms,
+            )
+        )
+        return True
+
+    async def for_report(self, report_id: str) -> list[ReportMailStatus]:
+        mails = (await self._c.execute(select(_M).where(_M.c.report_id == report_id).order_by(_M.c.id))).all()
+        if not mails:
+            return []
+        rows = await self._c.execute(
+            select(_A).where(_A.c.mail_id.in_([m.id for m in mails])).order_by(_A.c.mail_id, _A.c.attempt)
+        )
+        attempts: dict[int, list[ReportMailAttempt]] = {}
+        for a in rows:
+            attempts.setdefault(a.mail_id, []).append(
+                ReportMailAttempt(a.mail_id, a.attempt, a.attempted_at, a.error, a.duration_ms)
+            )
+        return [
+            ReportMailStatus(
+                id=m.id,
+                report_id=str(m.report_id),
+                recipient=m.recipient,
+                state=DeliveryState(m.state),
+                attempts=tuple(attempts.get(m.id, ())),
+                next_attempt_at=m.next_attempt_at,
+                last_error=m.last_error,
+            )
+            for m in mails
+        ]
 
 
 class SqlReportRows:

@@ -11,6 +11,10 @@
   ``attempts`` counts the tries. ``file_deleted_at`` is set when the expiry job removed the file.
 - ``definition`` holds the source's filters and sorting as the client gave them, as JSON text
   written with exact numbers (``ExactJsonText``): a filter value 0.1 comes back as 0.1.
+- ``report_mails`` (migration 0015) the outbox of report mails: one row per report and recipient,
+  written with the report's outcome, claimed by the mail job with ``FOR UPDATE SKIP LOCKED`` and
+  retried until ``state`` is delivered or failed; ``report_mail_attempts`` records every attempt.
+  Deleting a report deletes its mails (the link would lead nowhere).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Table,
@@ -165,4 +170,36 @@ Index(
     "ix_reports_expiring",
     reports.c.expired_at,
     postgresql_where=text("file_deleted_at IS NULL AND status = 'Completed'"),
+)
+
+report_mails = Table(
+    "report_mails",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("report_id", Uuid(as_uuid=False), ForeignKey("reports.id", ondelete="CASCADE"), nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _ts("next_attempt_at"),
+    _ts("created_at"),
+    _ts("last_attempt_at", nullable=True),
+    _ts("finished_at", nullable=True),
+    Column("last_error", Text),
+    CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+    UniqueConstraint("report_id", "recipient", name="uq_report_mails_report_id_recipient"),
+    Index("ix_report_mails_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
+)
+
+report_mail_attempts = Table(
+    "report_mail_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("mail_id", BigInteger, ForeignKey("report_mails.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    _ts("attempted_at"),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    UniqueConstraint("mail_id", "attempt", name="uq_report_mail_attempts_mail_id_attempt"),
 )

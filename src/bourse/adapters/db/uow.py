@@ -16,6 +16,7 @@ from bourse.adapters.db.backoffice_repos import (
     SqlCategoryRepository,
     SqlMarketFileRepository,
 )
+from bourse.adapters.db.derivatives_repos import SqlDerivativesRepository
 from bourse.adapters.db.feeshare_repos import SqlFeeShareRepository, SqlMerchantRepository
 from bourse.adapters.db.history_queries import SqlHistoryQueries
 from bourse.adapters.db.identity_repos import (
@@ -30,7 +31,13 @@ from bourse.adapters.db.identity_repos import (
 from bourse.adapters.db.ledger_repos import SqlAssetRepository, SqlLedgerRepository
 from bourse.adapters.db.market_repos import SqlCommissionRepository, SqlMarketRepository
 from bourse.adapters.db.marketdata_repos import SqlMarketDataRepository
-from bourse.adapters.db.report_repos import SqlReportRepository, SqlReportRows, SqlReportTemplateRepository
+from bourse.adapters.db.pricing_repos import SqlPricingRepository
+from bourse.adapters.db.report_repos import (
+    SqlReportMailRepository,
+    SqlReportRepository,
+    SqlReportRows,
+    SqlReportTemplateRepository,
+)
 from bourse.adapters.db.trading_repos import SqlTradingRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
@@ -71,8 +78,11 @@ class SqlUnitOfWork:
     reports: ports.ReportRepository
     report_templates: ports.ReportTemplateRepository
     report_rows: ports.ReportRows
+    report_mails: ports.ReportMailRepository
     merchants: ports.MerchantRepository
     feeshare: ports.FeeShareRepository
+    pricing: ports.PricingRepository
+    derivatives: ports.DerivativesRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -108,8 +118,11 @@ class SqlUnitOfWork:
         self.reports = SqlReportRepository(conn)
         self.report_templates = SqlReportTemplateRepository(conn)
         self.report_rows = SqlReportRows(conn)
+        self.report_mails = SqlReportMailRepository(conn)
         self.merchants = SqlMerchantRepository(conn)
         self.feeshare = SqlFeeShareRepository(conn)
+        self.pricing = SqlPricingRepository(conn)
+        self.derivatives = SqlDerivativesRepository(conn)
         return self
 
     async def __aexit__(

@@ -403,12 +403,12 @@ class SqlPriceAlertRepository:
         )
         return [r.market_id for r in rows]
 
-    async def delete(self, account_id: AccountId, ids: Sequence[int]) -> int:
-        pa = wt.price_alerts.c
-        result = await self._c.execute(
-            delete(wt.price_alerts).where(and_(pa.account_id == account_id, pa.id.in_(list(ids))))
+    async def delete(self, account_id: AccountId, ids: Sequence[int]) -> list[PriceAlert]:
+        pa = wt.price_alerts
+        rows = await self._c.execute(
+            delete(pa).where(and_(pa.c.account_id == account_id, pa.c.id.in_(list(ids)))).returning(*pa.c)
         )
-        return result.rowcount
+        return sorted((_alert(r._mapping) for r in rows), key=lambda a: a.id)
 
     async def fire(self, market_id: str, trades_: Sequence[Trade], at: datetime) -> list[FiredAlert]:
         if not trades_:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from bourse.api.brokerage.jsonbody import read_json
-from bourse.api.common.auth import Services, require
+from bourse.api.common.auth import Meta, Services, require
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.notifications import (
@@ -128,19 +128,19 @@ async def alerts_by_market(
 
 @router.post(ALERTS)
 async def subscribe(
-    request: Request, principal: Trader, services: Services, account_id: AccountHeader = None
+    request: Request, principal: Trader, services: Services, meta: Meta, account_id: AccountHeader = None
 ) -> JSONResponse:
     body = _fields(await read_json(request), ("marketId", "price", "condition"))
     alert = await services.price_alerts.subscribe(
-        principal, account_id, body.get("marketId"), body.get("price"), body.get("condition")
+        principal, account_id, body.get("marketId"), body.get("price"), body.get("condition"), meta
     )
     return JSONResponse({"id": str(alert.id)})
 
 
 @router.delete(ALERTS)
 async def unsubscribe(
-    request: Request, principal: Trader, services: Services, account_id: AccountHeader = None
+    request: Request, principal: Trader, services: Services, meta: Meta, account_id: AccountHeader = None
 ) -> JSONResponse:
     ids = parse_ids_body(await read_json(request))
-    await services.price_alerts.unsubscribe(principal, account_id, ids)
+    await services.price_alerts.unsubscribe(principal, account_id, ids, meta)
     return JSONResponse({})

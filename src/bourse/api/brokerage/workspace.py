@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from bourse.api.brokerage.jsonbody import read_json
-from bourse.api.common.auth import Services, require
+from bourse.api.common.auth import Meta, Services, require
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.workspace import (
     MAX_LAYOUT_BYTES,
@@ -41,9 +41,9 @@ async def get_settings(principal: Trader, services: Services) -> JSONResponse:
 
 
 @router.patch("/settings", status_code=204)
-async def patch_settings(request: Request, principal: Trader, services: Services) -> Response:
+async def patch_settings(request: Request, principal: Trader, services: Services, meta: Meta) -> Response:
     patch = parse_settings_patch(await read_json(request))
-    await services.workspace.change_settings(principal, patch)
+    await services.workspace.change_settings(principal, patch, meta)
     return Response(status_code=204)
 
 
@@ -54,35 +54,40 @@ async def list_layouts(principal: Trader, services: Services) -> JSONResponse:
 
 
 @router.post("/layouts", status_code=201)
-async def create_layout(request: Request, principal: Trader, services: Services) -> Response:
+async def create_layout(request: Request, principal: Trader, services: Services, meta: Meta) -> Response:
     layout = parse_new_layout(await read_json(request, LAYOUT_BODY_MAX))
-    await services.workspace.create_layout(principal, layout)
+    await services.workspace.create_layout(principal, layout, meta)
     return Response(status_code=201)
 
 
 # Registered before /layouts/{layoutId}: "order" is this route, never a layout id.
 @router.put("/layouts/order", status_code=204)
-async def order_layouts(request: Request, principal: Trader, services: Services) -> Response:
-    await services.workspace.order_layouts(principal, parse_layout_order(await read_json(request)))
+async def order_layouts(request: Request, principal: Trader, services: Services, meta: Meta) -> Response:
+    await services.workspace.order_layouts(principal, parse_layout_order(await read_json(request)), meta)
     return Response(status_code=204)
 
 
 @router.put("/layouts/{layoutId}", status_code=204)
-async def replace_layout(layoutId: str, request: Request, principal: Trader, services: Services) -> Response:
+async def replace_layout(
+    layoutId: str, request: Request, principal: Trader, services: Services, meta: Meta
+) -> Response:
     tabs = parse_layout_tabs(await read_json(request, LAYOUT_BODY_MAX))
-    await services.workspace.replace_tabs(principal, layoutId, tabs)
+    await services.workspace.replace_tabs(principal, layoutId, tabs, meta)
     return Response(status_code=204)
 
 
 @router.delete("/layouts/{layoutId}", status_code=204)
-async def delete_layout(layoutId: str, principal: Trader, services: Services) -> Response:
-    await services.workspace.delete_layout(principal, layoutId)
+async def delete_layout(layoutId: str, principal: Trader, services: Services, meta: Meta) -> Response:
+    await services.workspace.delete_layout(principal, layoutId, meta)
     return Response(status_code=204)
 
 
 @router.put("/layouts/{layoutId}/name", status_code=204)
-async def rename_layout(layoutId: str, request: Request, principal: Trader, services: Services) -> Response:
-    await services.workspace.rename_layout(principal, layoutId, parse_layout_name(await read_json(request)))
+async def rename_layout(
+    layoutId: str, request: Request, principal: Trader, services: Services, meta: Meta
+) -> Response:
+    name = parse_layout_name(await read_json(request))
+    await services.workspace.rename_layout(principal, layoutId, name, meta)
     return Response(status_code=204)
 
 
