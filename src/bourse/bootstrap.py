@@ -15,12 +15,14 @@ from bourse.adapters.db.engine import asyncpg_url, make_engine
 from bourse.adapters.db.migrate import head_revision, upgrade
 from bourse.adapters.db.uow import SqlDatabase, SqlUnitOfWork
 from bourse.adapters.mail import DisabledMailer, SmtpMailer
+from bourse.adapters.pricefeeds import CcxtPriceFeed
 from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.adapters.reportfiles import LocalReportFiles
 from bourse.adapters.sheets import CsvXlsxCodec
 from bourse.adapters.webhook import HttpxCallbackSender, SystemResolver
 from bourse.config import Settings
 from bourse.domain.callbacks import CallbackPolicy
+from bourse.domain.circuit_breaker import BreakerSettings
 from bourse.engine import EngineHub
 from bourse.service.account_groups import AccountGroupService
 from bourse.service.accounts import AccountService
@@ -28,6 +30,7 @@ from bourse.service.callbacks import CallbackService
 from bourse.service.categories import CategoryService
 from bourse.service.charting import ChartService
 from bourse.service.credentials import CredentialService
+from bourse.service.derivatives import DerivativesService
 from bourse.service.fees import FeeService
 from bourse.service.feeshare import FeeShareService
 from bourse.service.history import HistoryService
@@ -40,6 +43,7 @@ from bourse.service.merchants import MerchantService
 from bourse.service.notifications import NotificationService
 from bourse.service.ports import Clock, EventBus, Mailer, PasswordHasher, UnitOfWork
 from bourse.service.price_alerts import PriceAlertService
+from bourse.service.pricing import PricingService
 from bourse.service.reports import ReportService
 from bourse.service.trading import TradingService
 from bourse.service.transfers import TransferService
@@ -93,6 +97,8 @@ class Container:
     charts: ChartService
     merchants: MerchantService
     feeshare: FeeShareService
+    pricing: PricingService
+    derivatives: DerivativesService
     extras: dict[str, object] = field(default_factory=dict)
     # The engine runners' own few connections: their statements stay prepared on them.
     trading_db: AsyncEngine | None = None
@@ -102,6 +108,7 @@ class Container:
 
     async def aclose(self) -> None:
         await self.trading.engines.aclose()  # the runners finish their batches before the pool goes
+        await self.pricing.aclose()  # the ccxt exchanges' HTTP sessions
         if self.trading_db is not None:
             await self.trading_db.dispose()
         await self.engine.dispose()
@@ -176,6 +183,14 @@ def build(
         retention=timedelta(days=settings.report_retention_days),
         timeout_seconds=settings.report_timeout_seconds,
     )
+    pricing = PricingService(
+        uow,
+        clock,
+        CcxtPriceFeed(clock, timeout_seconds=settings.price_feed_timeout_seconds),
+        BreakerSettings(settings.circuit_breaker_move, settings.circuit_breaker_window_seconds),
+        bus,
+        feed_timeout=settings.price_feed_timeout_seconds + 1,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -207,4 +222,6 @@ def build(
         charts=ChartService(marketdata, PillowChartRenderer(), clock),
         merchants=MerchantService(uow, clock),
         feeshare=FeeShareService(uow, clock, credentials),
+        pricing=pricing,
+        derivatives=DerivativesService(uow, clock, accounts, pricing, settings.root_asset),
     )

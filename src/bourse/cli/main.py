@@ -1,4 +1,4 @@
-"""The ``bourse`` command line: serve, demo, db, admin, ledger, merchant, feeshare."""
+"""The ``bourse`` command line: serve, demo, db, admin, ledger, merchant, feeshare, market."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ from bourse.cli.feeshare import feeshare_app, merchant_app  # noqa: E402
 
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(feeshare_app, name="feeshare")
+from bourse.cli.pricing import market_app  # noqa: E402
+
+app.add_typer(market_app, name="market")
 
 DataDir = Annotated[
     Path | None,
@@ -184,6 +187,20 @@ def revoke_app_key(app_key: str, data_dir: DataDir = None) -> None:
     async def work(c: Container) -> None:
         await c.credentials.revoke_app_key(app_key)
         print_json({"appKey": app_key, "revoked": True})
+
+    run_with_container(load_settings(data_dir), work)
+
+
+@admin_app.command("set-margin-ratio")
+def set_margin_ratio(asset: str, ratio: str, data_dir: DataDir = None) -> None:
+    """Let traders count ASSET as margin collateral at RATIO of its value (0 < RATIO <= 1)."""
+    from bourse.domain.values import format_decimal, parse_decimal
+    from bourse.service.context import RequestMeta
+
+    async def work(c: Container) -> None:
+        value = parse_decimal(ratio, "ratio")
+        await c.derivatives.set_margin_ratio("cli", asset, value, RequestMeta.cli())
+        print_json({"assetId": asset, "marginRatio": format_decimal(value)})
 
     run_with_container(load_settings(data_dir), work)
 

@@ -52,3 +52,12 @@ router.include_router(history.router)
 from bourse.api.brokerage import reports  # noqa: E402
 
 router.include_router(reports.router)
+
+from bourse.api.brokerage import pricing  # noqa: E402
+
+router.include_router(pricing.backoffice)
+router.include_router(pricing.marketdata)
+
+from bourse.api.brokerage import derivatives  # noqa: E402
+
+router.include_router(derivatives.router)
