@@ -63,6 +63,7 @@ from bourse.domain.triggers import (
     Triggers,
     TriggerType,
     TriggerValues,
+    evaluate,
     new_trailing_stop,
     take_profit_ladder,
     trailing_rate_from_price,
@@ -896,49 +897,239 @@ class DerivativesService:
                 raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
             amount = position.lots if lots is None else lots
             self._check_close_lots(c, position, amount)
-            order = DerivativeOrder(
-                order_id=await uow.derivatives.new_order_id(),
-                market_id=c.market.id,
-                account_id=account,
-                side=position.side.closing_side,
-                type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
-                time_in_force=TimeInForce.GTC,
-                lots=amount,
-                remaining_lots=amount,
-                leverage=position.leverage,
-                margin_type=position.margin_type,
-                status=OrderStatus.STARTED,
-                commission_asset=c.settlement_asset,
-                created_at=now,
-                updated_at=now,
-                price=limit_price,
-                position_id=position.position_id,
-                reduce_only=True,
-                source=_SOURCE_OF[reason],
-                reason=reason,
+            order = await self._close_in(
+                uow,
+                position,
+                c,
+                rule,
+                record.account_type,
+                quote,
+                mark,
+                amount,
+                reason,
+                limit_price,
+                now,
+                actor,
+                meta,
             )
-            await uow.derivatives.add_order(order)
-            if limit_price is None or crosses(order, quote):
-                order = await execute(
-                    uow,
-                    order=order,
-                    c=c,
-                    kind=AccountKind(record.account_type),
-                    rule=rule,
-                    fill=FillPrice.of(quote, order.side),
-                    rates=Rates(uow, self._root),
-                    now=now,
-                    mark=mark,
-                    actor=actor,
-                    meta=meta,
-                )
-            else:
-                order = order.but(status=OrderStatus.PLACED)
-            await uow.derivatives.update_order(order)
-            await self._audit(uow, actor, AuditAction.DERIVATIVE_ORDER_PLACED, order, meta)
             view = await self._order_view(uow, order, c.market)
             await uow.commit()
         return view
+
+    async def _close_in(
+        self,
+        uow: UnitOfWork,
+        position: Position,
+        c: Contract,
+        rule: CommissionRule,
+        account_type: str,
+        quote: DealerQuote,
+        mark: Decimal | None,
+        lots: Decimal,
+        reason: CloseReason,
+        limit_price: Decimal | None,
+        now: datetime,
+        actor: str,
+        meta: RequestMeta | None,
+    ) -> DerivativeOrder:
+        """A reduce-only close order of ``lots`` of the (locked, open) position, filled now at the
+        dealer's price, or resting when it is a limit close the price has not reached; written and
+        audited in the caller's unit of work."""
+        order = DerivativeOrder(
+            order_id=await uow.derivatives.new_order_id(),
+            market_id=c.market.id,
+            account_id=position.account_id,
+            side=position.side.closing_side,
+            type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC,
+            lots=lots,
+            remaining_lots=lots,
+            leverage=position.leverage,
+            margin_type=position.margin_type,
+            status=OrderStatus.STARTED,
+            commission_asset=c.settlement_asset,
+            created_at=now,
+            updated_at=now,
+            price=limit_price,
+            position_id=position.position_id,
+            reduce_only=True,
+            source=_SOURCE_OF[reason],
+            reason=reason,
+        )
+        await uow.derivatives.add_order(order)
+        if limit_price is None or crosses(order, quote):
+            order = await execute(
+                uow,
+                order=order,
+                c=c,
+                kind=AccountKind(account_type),
+                rule=rule,
+                fill=FillPrice.of(quote, order.side),
+                rates=Rates(uow, self._root),
+                now=now,
+                mark=mark,
+                actor=actor,
+                meta=meta,
+            )
+        else:
+            order = order.but(status=OrderStatus.PLACED)
+        await uow.derivatives.update_order(order)
+        await self._audit(uow, actor, AuditAction.DERIVATIVE_ORDER_PLACED, order, meta)
+        return order
+
+    # --- what the jobs call ------------------------------------------------------------------
+
+    async def apply_triggers(self, position_id: str, now: datetime | None = None) -> list[OrderView]:
+        """For the trigger job: evaluate the position's take profit ladder, stop loss and trailing
+        stop against the market's mark; close what fires (reduce-only orders with source and reason
+        TakeProfit, StopLoss or TrailingStop; a stop loss with a limit price rests as a limit close)
+        and store the triggers as they stand after (levels done, trailing stop moved, OCO), all in
+        one transaction. Nothing fires while the market has no mark; a firing waits (nothing is
+        stored) while it has no fresh dealer price. The orders it placed."""
+        now = now or self._clock.now()
+        async with self._uow() as uow:
+            peek = await uow.derivatives.get_position(position_id)
+            if peek is None or not peek.is_open:
+                return []
+            c = await contract(uow, peek.market_id)
+            rules = await uow.commissions.rules_for_account(peek.account_id)
+            record = await uow.accounts.get(peek.account_id)
+        rule = self._rule(rules, c)
+        assert record is not None
+        mark = await self._mark(c.market.id)
+        if mark is None:
+            return []
+        quote = await self._quote(c.market.id)
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(peek.account_id)
+            position = await uow.derivatives.get_position(position_id, for_update=True)
+            if position is None or not position.is_open:
+                return []
+            stored = (await uow.derivatives.triggers([position_id])).get(position_id)
+            if stored is None:
+                return []
+            firings, after = evaluate(position, stored, mark, c.spec)
+            if firings and quote is None:
+                return []
+            orders: list[DerivativeOrder] = []
+            for firing in firings:
+                current = await uow.derivatives.get_position(position_id, for_update=True)
+                if current is None or not current.is_open:
+                    break
+                assert quote is not None
+                orders.append(
+                    await self._close_in(
+                        uow,
+                        current,
+                        c,
+                        rule,
+                        record.account_type,
+                        quote,
+                        mark,
+                        min(firing.lots, current.lots),
+                        firing.reason,
+                        firing.limit_price,
+                        now,
+                        SYSTEM_ACTOR,
+                        None,
+                    )
+                )
+            left = await uow.derivatives.get_position(position_id)
+            if left is not None and left.is_open and after != stored:
+                await uow.derivatives.save_triggers(position_id, None if after.is_empty else after)
+            views = [await self._order_view(uow, o, c.market) for o in orders]
+            await uow.commit()
+        return views
+
+    async def process_order(self, order_id: int, now: datetime | None = None) -> OrderView | None:
+        """For the dealer job: expire a Gtd order past its cancellation date; activate a waiting stop
+        whose activation price the mark reached (buy: mark >= activation, sell: mark <= it; a Stop
+        then fills at the dealer's price, a StopLimit rests as a limit); fill a resting limit the
+        dealer's price reaches (at that price, never worse than the limit). Margin and fee are
+        checked when it fills (refused: Cancelled with the reason). Nothing happens on a halted
+        market or outside its session. The order when it changed, else None."""
+        now = now or self._clock.now()
+        async with self._uow() as uow:
+            peek = await uow.derivatives.get_order(order_id)
+            if peek is None or not peek.is_live:
+                return None
+            c = await contract(uow, peek.market_id)
+            rules = await uow.commissions.rules_for_account(peek.account_id)
+            record = await uow.accounts.get(peek.account_id)
+        rule = self._rule(rules, c)
+        assert record is not None
+        quote = await self._quote(c.market.id)
+        mark = await self._mark(c.market.id)
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(peek.account_id)
+            order = await uow.derivatives.get_order(order_id, for_update=True)
+            if order is None or not order.is_live:
+                return None
+            changed = await self._progress(uow, order, c, rule, record.account_type, quote, mark, now)
+            if changed is None:
+                return None
+            await uow.derivatives.update_order(changed)
+            await self._audit(uow, SYSTEM_ACTOR, AuditAction.DERIVATIVE_ORDER_PLACED, changed, None)
+            view = await self._order_view(uow, changed, c.market)
+            await uow.commit()
+        return view
+
+    async def _progress(
+        self,
+        uow: UnitOfWork,
+        order: DerivativeOrder,
+        c: Contract,
+        rule: CommissionRule,
+        account_type: str,
+        quote: DealerQuote | None,
+        mark: Decimal | None,
+        now: datetime,
+    ) -> DerivativeOrder | None:
+        waiting = order.stop_status is StopStatus.WAITING_FOR_ACTIVATION
+        if order.cancellation_date is not None and order.cancellation_date <= now:
+            return order.but(
+                status=OrderStatus.EXPIRED,
+                stop_status=StopStatus.CANCELLED if waiting else order.stop_status,
+                updated_at=now,
+            )
+        market = c.market
+        if market.status is MarketStatus.HALTED or (
+            market.calendar is not None and not market.calendar.is_open(now)
+        ):
+            return None
+        current = order
+        if waiting:
+            assert order.activation_price is not None
+            if mark is None:
+                return None
+            reached = (
+                mark >= order.activation_price if order.side is Side.BUY else mark <= order.activation_price
+            )
+            if not reached:
+                return None
+            current = order.but(
+                stop_status=StopStatus.ACTIVATED,
+                status=OrderStatus.PLACED if order.type is OrderType.STOP_LIMIT else order.status,
+                updated_at=now,
+            )
+        at_market = current.type in (OrderType.MARKET, OrderType.STOP)
+        if at_market and quote is None:
+            return reject(current, DerivativeReject.PRICE_UNAVAILABLE, now)
+        if quote is not None and (at_market or crosses(current, quote)):
+            return await execute(
+                uow,
+                order=current,
+                c=c,
+                kind=AccountKind(account_type),
+                rule=rule,
+                fill=FillPrice.of(quote, current.side),
+                rates=Rates(uow, self._root),
+                now=now,
+                mark=mark,
+                actor=SYSTEM_ACTOR,
+                close_only_market=market.status is MarketStatus.CLOSE_ONLY,
+            )
+        return None if current is order else current
 
     @staticmethod
     def _check_close_lots(c: Contract, position: Position, lots: Decimal) -> None:

@@ -98,6 +98,7 @@ def order(
     sl: str | None = None,
     trailing: bool = False,
     client_order_id: str | None = None,
+    expires: Any = None,
 ) -> DerivativeOrderRequest:
     kind = OrderType(type) if type else (OrderType.LIMIT if price is not None else OrderType.MARKET)
     return DerivativeOrderRequest(
@@ -108,6 +109,7 @@ def order(
         price=None if price is None else D(price),
         activation_price=None if activation is None else D(activation),
         time_in_force=TimeInForce(tif),
+        cancellation_date=expires,
         leverage=leverage,
         margin_type=MarginType(margin_type),
         triggers=TriggerRequest(
