@@ -6,6 +6,7 @@ outside ``BOURSE_ENV=dev`` a secret left at its default refuses to start.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -73,6 +74,22 @@ class Settings(BaseSettings):
     )
     report_retention_days: int = Field(default=7, ge=1, description="a report downloads for this long")
     report_timeout_seconds: int = Field(default=1800, ge=1, description="longest a report may run")
+
+    circuit_breaker_move: Decimal = Field(
+        default=Decimal("0.10"),
+        ge=0,
+        lt=1,
+        description="halt a market whose trade price moves more than this fraction within the window; 0: off",
+    )
+    circuit_breaker_window_seconds: int = Field(
+        default=300, ge=0, description="the circuit breaker's window; 0: off"
+    )
+    pricing_tick_seconds: float = Field(
+        default=1.0, gt=0, description="how often derivative price sources are read and marks sampled"
+    )
+    price_feed_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="longest a ccxt ticker request may take"
+    )
 
     @field_validator("rate_limit")
     @classmethod

@@ -3,7 +3,8 @@
 Started by the app's lifespan when ``Settings.background_jobs`` is on (the
 default); the test client never runs the lifespan, and tests that want a job
 start one themselves. Jobs: transfer callback delivery; the market data consumer; the price
-alert consumer; reports (the scheduler, the worker, the expiry of report files); OTC fee sharing.
+alert consumer; reports (the scheduler, the worker, the expiry of report files); OTC fee sharing;
+derivative pricing, funding rates and the circuit breaker.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ MARKET_FILES_POLL_SECONDS = 1.0
 REPORT_POLL_SECONDS = 1.0
 REPORT_SCHEDULE_SECONDS = 5.0
 REPORT_EXPIRY_SECONDS = 300.0
+REPORT_MAIL_POLL_SECONDS = 5.0
 FEESHARE_POLL_SECONDS = 60.0
+FUNDING_RATES_POLL_SECONDS = 10.0
+CIRCUIT_BREAKER_POLL_SECONDS = 1.0
 
 
 class PollingJob:
@@ -128,9 +132,11 @@ def report_jobs(
     poll: float = REPORT_POLL_SECONDS,
     schedule: float = REPORT_SCHEDULE_SECONDS,
     expiry: float = REPORT_EXPIRY_SECONDS,
+    mail: float = REPORT_MAIL_POLL_SECONDS,
 ) -> list[PollingJob]:
     """Reports (service/reports.py): due templates become reports (each due time once, whichever
-    process claims it), pending reports are run one at a time, expired report files are deleted."""
+    process claims it), pending reports are run one at a time, expired report files are deleted,
+    report mails due for a (re)try are sent."""
     reports = container.reports
 
     async def scheduler() -> bool:
@@ -140,10 +146,14 @@ def report_jobs(
         await reports.expire_files()
         return False
 
+    async def mail_step() -> bool:
+        return await reports.deliver_mail() >= reports.mail_batch
+
     return [
         PollingJob("report-schedule", scheduler, schedule),
         PollingJob("reports", reports.work_once, poll),
         PollingJob("report-expiry", expiry_step, expiry),
+        PollingJob("report-mail", mail_step, mail),
     ]
 
 
@@ -158,6 +168,39 @@ def feeshare_job(container: Container, interval: float = FEESHARE_POLL_SECONDS) 
     return PollingJob("feeshare", container.feeshare.run_due, interval)
 
 
+def pricing_jobs(
+    container: Container,
+    *,
+    tick: float | None = None,
+    funding: float = FUNDING_RATES_POLL_SECONDS,
+    breaker: float = CIRCUIT_BREAKER_POLL_SECONDS,
+) -> list[PollingJob]:
+    """Derivative pricing (service/pricing.py): read the price sources and sample marks (halting a
+    market whose source is stale, reopening it when fresh), store due funding rates, and the
+    circuit breaker over every market's recent trades."""
+    pricing = container.pricing
+
+    async def tick_step() -> bool:
+        await pricing.tick()
+        return False
+
+    async def funding_step() -> bool:
+        await pricing.run_funding_rates()
+        return False
+
+    async def breaker_step() -> bool:
+        await pricing.check_circuit_breakers()
+        return False
+
+    return [
+        PollingJob(
+            "pricing", tick_step, tick if tick is not None else container.settings.pricing_tick_seconds
+        ),
+        PollingJob("funding-rates", funding_step, funding),
+        PollingJob("circuit-breaker", breaker_step, breaker),
+    ]
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
     return BackgroundJobs(
         [
@@ -167,5 +210,6 @@ def start_background_jobs(container: Container) -> BackgroundJobs:
             market_files_job(container),
             *report_jobs(container),
             feeshare_job(container),
+            *pricing_jobs(container),
         ]
     ).start()
