@@ -223,5 +223,5 @@ def build(
         merchants=MerchantService(uow, clock),
         feeshare=FeeShareService(uow, clock, credentials),
         pricing=pricing,
-        derivatives=DerivativesService(uow, clock, accounts, pricing, settings.root_asset),
+        derivatives=DerivativesService(uow, clock, accounts, pricing, settings.root_asset, notifications),
     )

@@ -36,10 +36,14 @@ from bourse.domain.margin import (
     PositionMark,
     isolated_level,
     liquidation_price_cross,
+    margin_call_due,
     margin_state,
+    stop_out_due,
+    stop_out_order,
 )
 from bourse.domain.markets import Market, MarketType
 from bourse.domain.matching.spec import MarketStatus
+from bourse.domain.notifications import TraderNotificationType, trader_notification
 from bourse.domain.orders import OrderStatus, OrderType, Side, StopStatus, TimeInForce, is_stop
 from bourse.domain.positions import (
     EXACT,
@@ -70,7 +74,7 @@ from bourse.domain.triggers import (
     trigger_values,
     validate_trailing_rate,
 )
-from bourse.domain.values import AccountId, AssetId
+from bourse.domain.values import AccountId, AssetId, UserId, format_decimal
 from bourse.service.accounts import AccountService
 from bourse.service.context import RequestMeta
 from bourse.service.derivatives_context import (
@@ -103,10 +107,13 @@ from bourse.service.derivatives_records import (
     PositionClosed,
     PositionExecution,
 )
+from bourse.service.notifications import NotificationService
 from bourse.service.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from bourse.service.pricing import PricingService
 
 MAX_LIMIT = 1000
+# A stop-out closes one position at a time; a bound keeps one check finite whatever happens.
+MAX_STOP_OUT_CLOSES = 100
 SYSTEM_ACTOR = "system:derivatives"
 PERCENT_SCALE = 2
 _SOURCE_OF = {
@@ -168,6 +175,23 @@ class MarginAssetView:
 
 
 @dataclass(frozen=True, slots=True)
+class MarginCheck:
+    """What one margin check did: the stop-out closes, whether a margin call was sent."""
+
+    closed: list[OrderView]
+    margin_call_sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _MarginSnapshot:
+    uid: UserId
+    level: Decimal | None
+    isolated: dict[str, Decimal | None]
+    losses: list[tuple[Position, Decimal]]
+    levels: Levels
+
+
+@dataclass(frozen=True, slots=True)
 class TriggerSpec:
     """A take profit or stop loss sized one of four ways (order-data, trigger-data)."""
 
@@ -218,8 +242,10 @@ class DerivativesService:
         accounts: AccountService,
         pricing: PricingService,
         root_asset: str,
+        notifications: NotificationService | None = None,
     ) -> None:
         self._uow = uow
+        self._notifications = notifications
         self._clock = clock
         self._accounts = accounts
         self._pricing = pricing
@@ -1040,6 +1066,106 @@ class DerivativesService:
             views = [await self._order_view(uow, o, c.market) for o in orders]
             await uow.commit()
         return views
+
+    async def check_margin(self, account_id: AccountId, now: datetime | None = None) -> MarginCheck:
+        """For the margin job, one account: send the trader a ``MarginCall`` notification when its
+        cross level (or an isolated position's own level) went below the group's margin call level
+        (once per crossing: re-armed when back at or above it), then stop out: while the cross level
+        is below the stop-out level, close the Cross position with the biggest unrealized loss (in
+        RAT; ties oldest first) and evaluate again; an isolated position below the stop-out level on
+        its own level is closed. Every close is a reduce-only order with source and reason StopOut.
+        A position whose market has no fresh price cannot be closed now and is passed over."""
+        now = now or self._clock.now()
+        closed: list[OrderView] = []
+        skipped: set[str] = set()
+        notified = False
+        for _ in range(MAX_STOP_OUT_CLOSES):
+            snap = await self._margin_snapshot(account_id)
+            if snap is None:
+                break
+            notified = await self._margin_calls(account_id, snap, now) or notified
+            target = self._stop_out_target(snap, skipped)
+            if target is None:
+                break
+            try:
+                closed.append(await self.close_position(account_id, target, None, CloseReason.STOP_OUT, now))
+            except (PriceUnavailable, PositionClosed):
+                skipped.add(target)
+        return MarginCheck(closed, notified)
+
+    async def _margin_snapshot(self, account: AccountId) -> _MarginSnapshot | None:
+        async with self._uow() as uow:
+            positions = await uow.derivatives.open_positions(account)
+            if not positions:
+                return None
+            record = await uow.accounts.get(account)
+            assert record is not None
+            specs = await contracts(uow, [p.market_id for p in positions])
+            marks = await self._marks(list(specs))
+            rates = Rates(uow, self._root)
+            held = await collateral(uow, account, rates)
+            pm = await position_marks(positions, specs, marks, rates)
+            lv = await levels(uow, account)
+        state = margin_state(held, pm)
+        isolated = {
+            p.position_id: isolated_level(p, spec, mark)
+            for p, spec, mark, _ in pm
+            if p.margin_type is MarginType.ISOLATED
+        }
+        losses = [
+            (p, p.unrealized_pnl(mark, spec) * rate)
+            for p, spec, mark, rate in pm
+            if p.margin_type is MarginType.CROSS
+        ]
+        return _MarginSnapshot(record.uid, state.level, isolated, losses, lv)
+
+    async def _margin_calls(self, account: AccountId, snap: _MarginSnapshot, now: datetime) -> bool:
+        scopes: list[tuple[str, Decimal | None]] = [("cross", snap.level)]
+        scopes += [(f"position:{pid}", level) for pid, level in snap.isolated.items()]
+        notes = []
+        async with self._uow() as uow:
+            for scope, level in scopes:
+                armed = await uow.derivatives.margin_call_armed(account, scope)
+                notify, armed_after = margin_call_due(level, snap.levels.margin_call, armed)
+                if armed_after != armed:
+                    await uow.derivatives.set_margin_call_armed(account, scope, armed_after, now)
+                if notify:
+                    assert level is not None
+                    what = "account" if scope == "cross" else f"position {scope.split(':', 1)[1]}"
+                    notes.append(
+                        trader_notification(
+                            snap.uid,
+                            TraderNotificationType.MARGIN_CALL,
+                            "Margin call",
+                            f"The margin level of your {what} is {format_decimal(level)}, below the margin call"
+                            f" level {format_decimal(snap.levels.margin_call)}: add funds or reduce positions.",
+                            {
+                                "accountId": account,
+                                "positionId": None if scope == "cross" else scope.split(":", 1)[1],
+                                "marginLevel": format_decimal(level),
+                                "marginCallLevel": format_decimal(snap.levels.margin_call),
+                                "stopOutLevel": format_decimal(snap.levels.stop_out),
+                            },
+                            now,
+                            account,
+                        )
+                    )
+            stored = await uow.notifications.add_trader(notes) if notes else []
+            await uow.commit()
+        if self._notifications is not None and stored:
+            self._notifications.publish([(snap.uid, n) for n in stored])
+        return bool(stored)
+
+    @staticmethod
+    def _stop_out_target(snap: _MarginSnapshot, skipped: set[str]) -> str | None:
+        for pid, level in sorted(snap.isolated.items()):
+            if pid not in skipped and stop_out_due(level, snap.levels.stop_out):
+                return pid
+        if stop_out_due(snap.level, snap.levels.stop_out):
+            for pid in stop_out_order(snap.losses):
+                if pid not in skipped:
+                    return pid
+        return None
 
     async def process_order(self, order_id: int, now: datetime | None = None) -> OrderView | None:
         """For the dealer job: expire a Gtd order past its cancellation date; activate a waiting stop
