@@ -16,19 +16,21 @@ commit together. The maths is ``bourse.domain.positions``/``margin``/``triggers`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 
 from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import (
     BusinessRejection,
+    Conflict,
     IdempotencyConflict,
     InvalidInput,
     NotFound,
 )
 from bourse.domain.fees import CommissionRule, select_rule
+from bourse.domain.funding import FUNDING_KIND, SWAP_KIND, funding_payment, settle_payment, swap_payment
 from bourse.domain.identity import Principal
 from bourse.domain.ledger import Bucket, account_owner
 from bourse.domain.margin import (
@@ -61,7 +63,7 @@ from bourse.domain.positions import (
     resolve_leverage,
     round_to,
 )
-from bourse.domain.pricing import DealerQuote, ExecutionMode, PriceUnavailable
+from bourse.domain.pricing import DealerQuote, ExecutionMode, FundingRate, PriceUnavailable
 from bourse.domain.triggers import (
     StopLoss,
     Triggers,
@@ -84,29 +86,35 @@ from bourse.service.derivatives_context import (
     Rates,
     collateral,
     contract,
+    contract_of,
     contracts,
     levels,
     mark_of,
     position_marks,
     selected_assets,
 )
-from bourse.service.derivatives_fills import FillPrice, crosses, execute, reject
+from bourse.service.derivatives_fills import FillPrice, crosses, execute, record_deficit, reject
 from bourse.service.derivatives_records import (
     ClosedPositionQuery,
     ClosedPositionRow,
+    Deficit,
+    DeficitKind,
     DerivativeOrder,
     DerivativeOrderRequest,
     DerivativeReject,
     ExecutionModeUnsupported,
     ExecutionQuery,
     FeeAssetMismatch,
+    FundingPayment,
     MarginAssetUnavailable,
     MarketTypeMismatch,
     OrderListQuery,
     OrderSource,
     PositionClosed,
     PositionExecution,
+    SwapPayment,
 )
+from bourse.service.ledger import post
 from bourse.service.notifications import NotificationService
 from bourse.service.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from bourse.service.pricing import PricingService
@@ -1166,6 +1174,157 @@ class DerivativesService:
                 if pid not in skipped:
                     return pid
         return None
+
+    async def pay_funding(self, rate: FundingRate) -> int:
+        """For the funding job: pay one stored funding rate of a Perpetual market to each of its
+        positions open now that were opened at or before ``rate.applied_at``: ``base * mark *
+        rate`` (``funding_payment``; a positive rate: longs pay, shorts receive), each its own
+        ledger transaction against ``sys:house`` with business key
+        ``funding:<market>:<applied_at>:<position>`` and a ``funding_payments`` row, so a re-run
+        pays nothing twice. A charge beyond the account's available is paid in part and the rest
+        is a deficit (PositionDeficit). How many positions were paid."""
+        async with self._uow() as uow:
+            c = await contract(uow, rate.market_id)
+            positions = await uow.derivatives.market_positions(rate.market_id)
+        paid = 0
+        for p in positions:
+            if p.opened_at > rate.applied_at:
+                continue
+            key = f"funding:{rate.market_id}:{rate.applied_at.isoformat()}:{p.position_id}"
+
+            def row(tx_id: int | None, amount: Decimal, deficit: Decimal, p: Position = p) -> FundingPayment:
+                return FundingPayment(
+                    rate.market_id,
+                    rate.applied_at,
+                    p.position_id,
+                    p.account_id,
+                    rate.rate,
+                    rate.mark,
+                    c.settlement_asset,
+                    amount,
+                    deficit,
+                    tx_id,
+                    self._clock.now(),
+                )
+
+            amount = funding_payment(p, c.spec, rate.mark, rate.rate)
+            if await self._pay(p, c, c.settlement_asset, amount, key, FUNDING_KIND, DeficitKind.FUNDING, row):
+                paid += 1
+        return paid
+
+    async def pay_swaps(self, day: date) -> int:
+        """For the swap job: each Cfd market's daily swap for ``day`` to its positions open now that
+        were opened at or before ``day`` 00:00 UTC (``swap_payment`` at the current mark, in the
+        leg's asset; the size is what the trader receives), one ledger transaction each with
+        business key ``swap:<position>:<day>`` and a ``swap_payments`` row. How many were paid."""
+        midnight = datetime.combine(day, time(0), tzinfo=UTC)
+        async with self._uow() as uow:
+            markets = [m for m in await uow.markets.list() if m.type is MarketType.CFD and m.swap_settings]
+            specs = {m.id: await contract_of(uow, m) for m in markets}
+            positions = {m.id: await uow.derivatives.market_positions(m.id) for m in markets}
+            scales = {a.id: a.scale for a in await uow.assets.list()}
+        marks = await self._marks([m.id for m in markets])
+        paid = 0
+        for market in markets:
+            c, swap = specs[market.id], market.swap_settings
+            assert swap is not None
+            for p in positions[market.id]:
+                if p.opened_at > midnight:
+                    continue
+                leg = swap.long if p.side is PositionSide.LONG else swap.short
+                asset_scale = scales.get(leg.asset_id) if leg is not None else None
+                due = swap_payment(p, c.spec, swap, marks.get(market.id, p.entry_price), asset_scale)
+                if due is None:
+                    continue
+                asset, amount = due
+                key = f"swap:{p.position_id}:{day.isoformat()}"
+
+                def row(
+                    tx_id: int | None,
+                    amount: Decimal,
+                    deficit: Decimal,
+                    p: Position = p,
+                    asset: AssetId = asset,
+                ) -> SwapPayment:
+                    return SwapPayment(
+                        p.market_id,
+                        day,
+                        p.position_id,
+                        p.account_id,
+                        asset,
+                        amount,
+                        deficit,
+                        tx_id,
+                        self._clock.now(),
+                    )
+
+                if await self._pay(p, c, asset, amount, key, SWAP_KIND, DeficitKind.SWAP, row):
+                    paid += 1
+        return paid
+
+    async def _pay(
+        self,
+        position: Position,
+        c: Contract,
+        asset: AssetId,
+        amount: Decimal,
+        key: str,
+        kind: str,
+        deficit_kind: DeficitKind,
+        row: Callable[[int | None, Decimal, Decimal], FundingPayment | SwapPayment],
+    ) -> bool:
+        """One payment to (> 0) or from (< 0) the position's account, in one transaction; False when
+        it was paid before (its row exists) or the position closed meanwhile."""
+        account = position.account_id
+        owner = account_owner(account)
+        now = self._clock.now()
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(account)
+            current = await uow.derivatives.get_position(position.position_id, for_update=True)
+            if current is None or not current.is_open:
+                return False
+            available, _ = await uow.derivatives.lock_funds(owner, asset)
+            tx, deficit = settle_payment(
+                owner,
+                asset,
+                amount,
+                available,
+                key,
+                kind=kind,
+                details={"marketId": c.market.id, "positionId": position.position_id},
+            )
+            tx_id = None
+            if tx is not None:
+                try:
+                    tx_id = await post(uow, tx, actor=SYSTEM_ACTOR, subject=f"account:{account}")
+                except Conflict:
+                    return False  # its business key was posted before: paid already
+            record = row(tx_id, amount, deficit)
+            added = (
+                await uow.derivatives.add_funding_payment(record)
+                if isinstance(record, FundingPayment)
+                else await uow.derivatives.add_swap_payment(record)
+            )
+            if not added:
+                return False
+            if deficit > 0:
+                await record_deficit(
+                    uow,
+                    Deficit(
+                        business_key=f"deficit:{key}",
+                        account_id=account,
+                        market_id=c.market.id,
+                        asset=asset,
+                        amount=deficit,
+                        kind=deficit_kind,
+                        created_at=now,
+                        position_id=position.position_id,
+                    ),
+                    actor=SYSTEM_ACTOR,
+                    meta=None,
+                )
+            await uow.commit()
+        return True
 
     async def process_order(self, order_id: int, now: datetime | None = None) -> OrderView | None:
         """For the dealer job: expire a Gtd order past its cancellation date; activate a waiting stop
