@@ -25,7 +25,7 @@ from bourse.domain.values import AccountId, UserId, format_decimal, parse_decima
 class TraderNotificationType(StrEnum):
     # The spec's name for a fired price alert ("PriceAlert" in the issue).
     MARKET_PRICE = "MarketPrice"
-    # Reserved for derivatives (margin level below the margin-call level); nothing raises it yet.
+    # Margin level below the margin-call level (service/derivatives.py check_margin), once per crossing.
     MARGIN_CALL = "MarginCall"
 
 
