@@ -16,17 +16,20 @@ commit together. The maths is ``bourse.domain.positions``/``margin``/``triggers`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+from typing import TypeVar
 
 from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import (
+    BourseError,
     BusinessRejection,
     Conflict,
     IdempotencyConflict,
     InvalidInput,
+    InvariantViolation,
     NotFound,
 )
 from bourse.domain.fees import CommissionRule, select_rule
@@ -119,6 +122,7 @@ from bourse.service.notifications import NotificationService
 from bourse.service.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from bourse.service.pricing import PricingService
 
+_T = TypeVar("_T")
 MAX_LIMIT = 1000
 # A stop-out closes one position at a time; a bound keeps one check finite whatever happens.
 MAX_STOP_OUT_CLOSES = 100
@@ -1325,6 +1329,49 @@ class DerivativesService:
                 )
             await uow.commit()
         return True
+
+    async def run_dealer_orders(self) -> int:
+        """One pass of the dealer job: ``process_order`` for every live derivative order (oldest
+        first); how many changed. An order whose processing fails is left for the next pass."""
+        async with self._uow() as uow:
+            live = await uow.derivatives.live_orders()
+        changed = 0
+        for order in live:
+            if await self._guarded(self.process_order(order.order_id)) is not None:
+                changed += 1
+        return changed
+
+    async def run_triggers(self) -> int:
+        """One pass of the trigger job: ``apply_triggers`` for every open position of every market;
+        how many closes were placed."""
+        async with self._uow() as uow:
+            markets = [m.id for m in await uow.markets.list() if m.type in DERIVATIVE_TYPES]
+            ids = [p.position_id for m in markets for p in await uow.derivatives.market_positions(m)]
+        placed = 0
+        for position_id in ids:
+            placed += len(await self._guarded(self.apply_triggers(position_id)) or [])
+        return placed
+
+    async def run_margin(self) -> int:
+        """One pass of the margin job: ``check_margin`` for every account with an open position; how
+        many positions were stopped out."""
+        async with self._uow() as uow:
+            accounts = await uow.derivatives.accounts_with_positions()
+        closed = 0
+        for account in accounts:
+            check = await self._guarded(self.check_margin(account))
+            closed += 0 if check is None else len(check.closed)
+        return closed
+
+    @staticmethod
+    async def _guarded(step: Awaitable[_T]) -> _T | None:
+        """One item of a job pass: a refusal (no price, a closed position, ...) skips that item."""
+        try:
+            return await step
+        except InvariantViolation:
+            raise  # a bug: the job must say so, not skip it
+        except BourseError:
+            return None
 
     async def process_order(self, order_id: int, now: datetime | None = None) -> OrderView | None:
         """For the dealer job: expire a Gtd order past its cancellation date; activate a waiting stop

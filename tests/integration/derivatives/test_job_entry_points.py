@@ -159,3 +159,31 @@ async def test_a_trailing_stop_follows_the_best_mark_and_fires_on_the_retrace(co
         "TrailingStop",
         OrderStatus.FILLED,
     )
+
+
+async def test_one_pass_of_each_job(container):
+    market = await make_cfd(container)
+    alice = await hedging_trader(container, "alice", usdt="1000")
+    resting = await place(container, alice, market, "Buy", "1", "95", leverage=10)
+    position_id = await _open(container, alice, market, "1")
+    await container.derivatives.set_triggers(
+        alice.principal, alice.account_id, position_id, PositionTriggers(stop_loss=D(97))
+    )
+    bob = await hedging_trader(container, "bob", usdt="10.5")
+    # Margin 10, fee 0.1: collateral 10.4; below the stop-out level 0.5 once the mark is below 94.6.
+    await place(container, bob, market, "Buy", "1", leverage=10)
+
+    assert (
+        await container.derivatives.run_dealer_orders(),
+        await container.derivatives.run_triggers(),
+        await container.derivatives.run_margin(),
+    ) == (0, 0, 0)
+    await mark_to(container, market, "93", until=lambda m: m < 94.5)
+
+    assert await container.derivatives.run_dealer_orders() == 1  # the limit at 95 fills at 93
+    assert await container.derivatives.run_triggers() == 1  # alice's stop loss
+    assert await container.derivatives.run_margin() == 1  # bob is stopped out
+    got = await container.derivatives.get_order(
+        alice.principal, alice.account_id, str(resting.order.order_id)
+    )
+    assert got is not None and got.order.status is OrderStatus.FILLED
