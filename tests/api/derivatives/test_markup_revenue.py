@@ -15,7 +15,9 @@ async def test_dealer_fills_show_their_markup_as_revenue(client, container):
     alice = await make_trader(client, container, "alice")
     position_id = await open_position(client, alice)  # 2 lots at 101 * 1.01 = 102.01: markup 2.02
     await set_price(container, "BTCCFD", "110", "111", markup="0.01")
-    r = await client.post(f"/frontoffice/api/v4/positions/{position_id}/close", headers=alice.headers, json={})
+    r = await client.post(
+        f"/frontoffice/api/v4/positions/{position_id}/close", headers=alice.headers, json={}
+    )
     assert r.status_code == 200, r.text  # sold at 110 * 0.99 = 108.9: markup 2.2
     staff = await make_trader(client, container, "acct", roles=(Role.ACCOUNTANT,))
 
