@@ -133,6 +133,13 @@ def start_bourse(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def start_profiler(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``) on the server: collapsed stacks, idle frames left out."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--output", out]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def start_baseline(port: int) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, __file__, "--serve-baseline", str(port)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -306,6 +313,11 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--traders", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20, help="time cap per phase")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the bourse server with py-spy during its phase; collapsed stacks go to FILE",
+    )
     args = parser.parse_args()
 
     external = os.environ.get("BOURSE_DATABASE_URL")
@@ -325,9 +337,13 @@ async def main() -> None:
             bourse = start_bourse(url, port, data_dir)
             servers.append(bourse)
             await wait_ready(port, bourse)
+            profiler = start_profiler(bourse.pid, args.profile) if args.profile else None
             ours = await phase(
                 port, traders, args.orders, args.concurrency, args.seconds, "bourse", bourse.pid
             )
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait(timeout=60)
             bourse.send_signal(signal.SIGINT)
             bourse.wait(timeout=30)
             port = free_port()
