@@ -76,6 +76,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU of every process named postgres on this machine (the database's share of the work)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 async def seed(url: str, traders: int) -> list[tuple[str, str]]:
     """The market and ``traders`` funded traders: [(bearer token, account id)]."""
     container = build(
@@ -252,6 +266,8 @@ async def phase(
     codes: dict[int, int] = {}
     started: list[float] = []
     cpu_at_start: list[float] = []
+    db_cpu_at_start: list[float] = []
+    client_cpu_at_start: list[float] = []
     stop_at = time.monotonic() + seconds
     bodies: dict[str, int] = {}
 
@@ -266,6 +282,8 @@ async def phase(
                 if i == warmup:
                     started.append(time.perf_counter())
                     cpu_at_start.append(cpu_seconds(pid))
+                    db_cpu_at_start.append(postgres_cpu_seconds())
+                    client_cpu_at_start.append(time.process_time())
                 t0 = time.perf_counter()
                 writer.write(order_request(token, account, rng))
                 status, body = await read_response(reader)
@@ -282,6 +300,8 @@ async def phase(
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
     wall = time.perf_counter() - started[0] if started else float("nan")
     cpu = cpu_seconds(pid) - cpu_at_start[0] if cpu_at_start else float("nan")
+    db_cpu = postgres_cpu_seconds() - db_cpu_at_start[0] if db_cpu_at_start else float("nan")
+    client_cpu = time.process_time() - client_cpu_at_start[0] if client_cpu_at_start else float("nan")
     latencies.sort()
     n = len(latencies)
     return {
@@ -294,6 +314,8 @@ async def phase(
         "p50_ms": 1000 * statistics.median(latencies) if n else float("nan"),
         "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else float("nan"),
         "cpu_ms": 1000 * cpu / n if n else float("nan"),
+        "db_cpu_ms": 1000 * db_cpu / n if n else float("nan"),
+        "client_cpu_ms": 1000 * client_cpu / n if n else float("nan"),
     }
 
 
@@ -365,6 +387,10 @@ async def main() -> None:
                 f"  {r['tag']:>8}: {r['rate']:8.1f} orders/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                 f"server CPU {r['cpu_ms']:5.3f} ms/order  ({r['timed']} timed of {r['sent']} sent; "
                 f"HTTP {r['codes']})"
+            )
+            print(
+                f"  {'':>8}  CPU per order elsewhere: PostgreSQL {r['db_cpu_ms']:5.3f} ms, "
+                f"this load generator {r['client_cpu_ms']:5.3f} ms"
             )
         print(f"  bourse / minimal FastAPI endpoint: {ours['rate'] / theirs['rate']:.2f}")
         print(f"  order statuses: {ours['statuses']}")
