@@ -10,15 +10,23 @@ ALICE = Principal.of(UserId(100001), "alice", frozenset({Role.TRADER}), "jti-a")
 BOB = Principal.of(UserId(100002), "bob", frozenset({Role.TRADER}), "jti-b")
 
 
-def test_an_entry_lives_ttl_seconds_and_never_past_the_token_expiry() -> None:
+def test_an_entry_lives_between_half_the_ttl_and_the_ttl_and_never_past_the_token_expiry() -> None:
     cache = PrincipalCache(ttl=2.0)
     cache.put("a", ALICE, now=100.0, expires_at=1000.0, generation=cache.generation)
-    cache.put("b", BOB, now=100.0, expires_at=101.0, generation=cache.generation)
-    assert cache.get("a", 101.9) == ALICE
-    assert cache.get("b", 100.9) == BOB
-    assert cache.get("b", 101.0) is None  # the token expired: it is decoded again and refused
+    cache.put("b", BOB, now=100.0, expires_at=100.5, generation=cache.generation)
+    assert cache.get("a", 100.99) == ALICE
+    assert cache.get("b", 100.49) == BOB
+    assert cache.get("b", 100.5) is None  # the token expired: it is decoded again and refused
     assert cache.get("a", 102.0) is None
     assert cache.get("a", 100.0) is None  # dropped once stale, not revived
+
+
+def test_entries_put_together_do_not_all_expire_together() -> None:
+    cache = PrincipalCache(ttl=2.0)
+    for i in range(200):
+        cache.put(f"t{i}", ALICE, now=0.0, expires_at=60.0, generation=cache.generation)
+    alive = sum(cache.get(f"t{i}", 1.5) is not None for i in range(200))
+    assert 0 < alive < 200
 
 
 def test_forgetting_a_user_drops_all_their_tokens_only() -> None:

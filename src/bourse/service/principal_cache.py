@@ -10,9 +10,14 @@ lives at most ``ttl`` seconds and never past the token's own expiry, so:
   ``ttl`` seconds, the staleness bound documented in ADR 0003.
 
 Only successful resolutions are kept: a refused token is checked again every time.
+Each entry lives a random time between ``ttl / 2`` and ``ttl``: clients that started
+together would otherwise all be looked up again in the same instant, a burst that
+overflows the connection pool (new connections each time) every ``ttl`` seconds.
 """
 
 from __future__ import annotations
+
+import random
 
 from bourse.domain.identity import Principal
 from bourse.domain.values import UserId
@@ -52,7 +57,8 @@ class PrincipalCache:
             return
         if len(self._entries) >= self._max:
             self.clear()
-        self._entries[token] = (min(now + self.ttl, expires_at), principal)
+        lifetime = self.ttl * (0.5 + 0.5 * random.random())  # noqa: S311 - spreading load, not a secret
+        self._entries[token] = (min(now + lifetime, expires_at), principal)
         self._by_user.setdefault(principal.uid, set()).add(token)
 
     def forget_user(self, uid: UserId) -> None:

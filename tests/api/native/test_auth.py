@@ -264,9 +264,9 @@ async def test_a_change_made_by_another_process_applies_within_the_cache_bound(
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
     async with container.engine.begin() as conn:
         await conn.execute(text("UPDATE users SET is_active = false WHERE uid = :u"), {"u": created.user.uid})
-    clock.advance(seconds=DEFAULT_TTL_SECONDS - 0.5)
+    clock.advance(seconds=DEFAULT_TTL_SECONDS * 0.4)  # entries live between ttl / 2 and ttl
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
-    clock.advance(seconds=0.5)
+    clock.advance(seconds=DEFAULT_TTL_SECONDS * 0.6)
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
 
 
