@@ -150,7 +150,7 @@ def start_bourse(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
 def start_profiler(pid: int, out: str) -> subprocess.Popen[bytes]:
     """py-spy (``pip install py-spy``) on the server: collapsed stacks, idle frames left out."""
     py_spy = Path(sys.executable).with_name("py-spy")
-    cmd = [str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--output", out]
+    cmd = [str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "--nonblocking", "--output", out]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
