@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 from decimal import localcontext
 
-from bourse.domain.fees import FeeType
+from bourse.domain.fees import FeeType, commission
 from bourse.domain.ledger import FEES, Bucket, account_owner
 from bourse.domain.markets import new_market
 from bourse.domain.matching import MatchingEngine, PlaceOrder
@@ -136,3 +136,17 @@ def test_the_digest_follows_the_book_not_its_history():
     digest.set(9, 12345)
     digest.set(9, None)
     assert digest.hexdigest() == BookDigest.of(a.state()).hexdigest()
+
+
+def test_an_orders_fee_terms_charge_what_its_commission_rule_charges():
+    # FeeTerms.fee skips building the rule per fill; the amounts must not move by a unit.
+    for terms in (
+        FeeTerms("pct", FeeType.PERCENT, D("0.1"), D("0.25")),
+        FeeTerms("fixed", FeeType.FIXED, D("1.5"), D("0.0000005")),
+    ):
+        for quote in (D(0), D("0.00000001"), D("12.345678"), D("99999999.99999999")):
+            for is_maker in (True, False):
+                for scale in (0, 2, 6):
+                    expected = commission(terms.rule(), quote, is_maker=is_maker, quote_scale=scale)
+                    assert terms.fee(quote, is_maker=is_maker, scale=scale) == expected
+    assert PERCENT.fee(D("12.345678"), is_maker=False, scale=6) == D("0.024692")  # 0.2 %, rounded up

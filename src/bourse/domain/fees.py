@@ -140,10 +140,17 @@ def _round_up(value: Decimal, scale: int) -> Decimal:
 def commission(rule: CommissionRule, quote_amount: Decimal, *, is_maker: bool, quote_scale: int) -> Decimal:
     """The fee, in the quote asset, of one fill worth ``quote_amount``: rounded up to ``quote_scale``.
     A Fixed fee is charged per fill whatever its size (it may exceed a tiny fill's value)."""
+    return spot_fee(
+        rule.fee_type, rule.maker_size if is_maker else rule.taker_size, quote_amount, quote_scale
+    )
+
+
+def spot_fee(fee_type: FeeType, size: Decimal, quote_amount: Decimal, quote_scale: int) -> Decimal:
+    """``commission`` from the rule's type and the one size that applies (the engine's hot path:
+    no rule object to build per fill)."""
     if quote_amount < 0:
         raise InvariantViolation("a fill's quote amount cannot be negative", quote_amount=str(quote_amount))
-    size = rule.maker_size if is_maker else rule.taker_size
-    if rule.fee_type is FeeType.FIXED:
+    if fee_type is FeeType.FIXED:
         return _round_up(size, quote_scale)
     with localcontext(_EXACT):
         raw = quote_amount * size / 100

@@ -32,7 +32,7 @@ from decimal import Context, Decimal, localcontext
 
 from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import BusinessRejection, InvalidInput, InvariantViolation
-from bourse.domain.fees import CommissionRule, FeeType, commission
+from bourse.domain.fees import CommissionRule, FeeType, spot_fee
 from bourse.domain.ledger import FEES, Bucket, LedgerTransaction, Posting, account_owner
 from bourse.domain.markets import Market
 from bourse.domain.matching.spec import MarketStatus
@@ -101,7 +101,7 @@ class FeeTerms:
         )
 
     def fee(self, quote_amount: Decimal, *, is_maker: bool, scale: int) -> Decimal:
-        return commission(self.rule(), quote_amount, is_maker=is_maker, quote_scale=scale)
+        return spot_fee(self.fee_type, self.maker if is_maker else self.taker, quote_amount, scale)
 
     def max_fee(self, quote_amount: Decimal, scale: int) -> Decimal:
         return max(

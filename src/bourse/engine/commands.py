@@ -64,15 +64,22 @@ class FeeTermsCache:
         self, uow: UnitOfWork, accounts: Sequence[AccountId], market: Market
     ) -> dict[AccountId, FeeTerms]:
         now = asyncio.get_running_loop().time()
-        out: dict[AccountId, FeeTerms] = {}
+        rules: dict[AccountId, list[CommissionRule]] = {}
+        stale = []
         for account in accounts:
             cached = self._rules.get(account)
             if cached is None or cached[0] < now:
-                rules = await uow.commissions.rules_for_account(account)
-                if rules is None:
+                stale.append(account)
+            else:
+                rules[account] = cached[1]
+        if stale:
+            # One query for every account due (a batch's traders often all expire together).
+            fresh = await uow.commissions.rules_for_accounts(stale)
+            if len(self._rules) + len(fresh) > 100_000:
+                self._rules.clear()
+            for account in stale:
+                if account not in fresh:
                     raise NotFound(f"account {account} not found", field="accountId")
-                if len(self._rules) > 100_000:
-                    self._rules.clear()
-                cached = self._rules[account] = (now + self._ttl, rules)
-            out[account] = FeeTerms.of(select_rule(cached[1], market))
-        return out
+                rules[account] = fresh[account]
+                self._rules[account] = (now + self._ttl, fresh[account])
+        return {a: FeeTerms.of(select_rule(rules[a], market)) for a in accounts}

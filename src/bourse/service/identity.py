@@ -23,6 +23,7 @@ from bourse.service.ports import (
     UnitOfWorkFactory,
     UserRecord,
 )
+from bourse.service.principal_cache import PrincipalCache
 
 DEFAULT_GROUP = "default"
 DEFAULT_ACCOUNT_TYPE = "Hedging"
@@ -69,6 +70,7 @@ class IdentityService:
         cipher: SecretCipher,
         otp: OneTimePasswords,
         policy: LoginPolicy,
+        principals: PrincipalCache | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -77,6 +79,7 @@ class IdentityService:
         self._cipher = cipher
         self._otp = otp
         self._policy = policy
+        self._principals = principals if principals is not None else PrincipalCache()
         # Verified against for unknown usernames, so both paths cost one argon2 verification.
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
 
@@ -133,6 +136,7 @@ class IdentityService:
                     uow, meta, actor, AuditAction.ROLE_GRANTED, f"user:{record.uid}", role=role.value
                 )
             await uow.commit()
+        self._principals.forget_user(record.uid)
         return added
 
     async def revoke_role(
@@ -149,6 +153,7 @@ class IdentityService:
                     uow, meta, actor, AuditAction.ROLE_REVOKED, f"user:{record.uid}", role=role.value
                 )
             await uow.commit()
+        self._principals.forget_user(record.uid)
         return removed
 
     async def get_user(self, principal: Principal, uid: UserId) -> User:
@@ -249,9 +254,12 @@ class IdentityService:
                 jti=principal.token_id,
             )
             await uow.commit()
+        self._principals.forget_user(principal.uid)
 
     def token_is_genuine(self, token: str) -> bool:
         """Signed by us and unexpired; no database lookup, so a revoked token still passes."""
+        if self._principals.get(token, self._clock.now().timestamp()) is not None:
+            return True
         try:
             self._tokens.decode(token)
         except NotAuthenticated:
@@ -259,17 +267,26 @@ class IdentityService:
         return True
 
     async def authenticate(self, token: str) -> Principal:
+        """The token's user with their roles, unless revoked or disabled. Remembered for a few
+        seconds (``PrincipalCache``): changes made through this service apply at once."""
+        now = self._clock.now().timestamp()
+        cached = self._principals.get(token, now)
+        if cached is not None:
+            return cached
         claims = self._tokens.decode(token)
         try:
             uid = UserId(int(claims["sub"]))
             jti = str(claims["jti"])
         except (KeyError, TypeError, ValueError):
             raise NotAuthenticated("malformed token") from None
+        generation = self._principals.generation
         async with self._uow() as uow:
             owner = await uow.users.token_owner(uid, jti)
         if owner is None or owner.revoked or not owner.is_active:
             raise NotAuthenticated("token revoked or user unknown")
-        return Principal.of(owner.uid, owner.username, owner.roles, jti)
+        principal = Principal.of(owner.uid, owner.username, owner.roles, jti)
+        self._principals.put(token, principal, now, float(claims["exp"]), generation)
+        return principal
 
     # --- TOTP --------------------------------------------------------------------------------
 

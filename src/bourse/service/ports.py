@@ -368,6 +368,12 @@ class CommissionRepository(Protocol):
         """The rules of the account's profile in one query; None if the account does not exist."""
         ...
 
+    async def rules_for_accounts(
+        self, account_ids: Sequence[AccountId]
+    ) -> dict[AccountId, list[CommissionRule]]:
+        """``rules_for_account`` for many accounts in one query; an account that does not exist is left out."""
+        ...
+
     async def profile_of_account(self, account_id: AccountId) -> str | None: ...
     async def set_account_profile(self, account_id: AccountId, profile_id: str) -> bool:
         """False if the account does not exist."""

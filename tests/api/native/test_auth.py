@@ -19,6 +19,7 @@ from bourse.api.app import create_app
 from bourse.api.common.auth import require
 from bourse.bootstrap import Container, build
 from bourse.domain.identity import Operation, Principal, Role
+from bourse.service.principal_cache import DEFAULT_TTL_SECONDS
 from tests.conftest import FAST_HASHER, FakeClock, bearer, login, make_settings
 
 SECRET = make_settings().jwt_secret.get_secret_value()
@@ -251,6 +252,37 @@ async def test_disabled_user_token_stops_working(client: httpx.AsyncClient, cont
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
     r = await client.post("/auth/token", data={"username": "alice", "password": "alice-pass-1"})
     assert r.status_code == 401
+
+
+async def test_a_change_made_by_another_process_applies_within_the_cache_bound(
+    client: httpx.AsyncClient, container: Container, clock: FakeClock
+) -> None:
+    # A resolved token is remembered for PrincipalCache.ttl seconds (ADR 0003): SQL here stands for
+    # the CLI or another server process, whose changes this process cannot see being made.
+    created = await container.identity.create_user("alice", "alice-pass-1")
+    token = await login(client, "alice", "alice-pass-1")
+    assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
+    async with container.engine.begin() as conn:
+        await conn.execute(text("UPDATE users SET is_active = false WHERE uid = :u"), {"u": created.user.uid})
+    clock.advance(seconds=DEFAULT_TTL_SECONDS * 0.4)  # entries live between ttl / 2 and ttl
+    assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
+    clock.advance(seconds=DEFAULT_TTL_SECONDS * 0.6)
+    assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
+
+
+async def test_a_cached_token_is_refused_at_once_after_logout_or_a_revoked_role(
+    guarded_client: httpx.AsyncClient, container: Container
+) -> None:
+    await container.identity.create_user("oper", "oper-pass-12", roles=(Role.OPERATOR,))
+    first = await login(guarded_client, "oper", "oper-pass-12")
+    second = await login(guarded_client, "oper", "oper-pass-12")
+    for token in (first, second):
+        assert (await guarded_client.get("/_test/manage-accounts", headers=bearer(token))).status_code == 200
+    assert (await guarded_client.post("/auth/logout", headers=bearer(first))).status_code == 204
+    assert (await guarded_client.get("/_test/manage-accounts", headers=bearer(first))).status_code == 401
+    assert (await guarded_client.get("/_test/manage-accounts", headers=bearer(second))).status_code == 200
+    await container.identity.revoke_role("oper", "operator")
+    assert (await guarded_client.get("/_test/manage-accounts", headers=bearer(second))).status_code == 403
 
 
 # --- passwords ----------------------------------------------------------------------------------

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from bourse.domain.fees import FeeType, RuleFees
 from bourse.domain.orders import OrderStatus
-from tests.integration.trading.support import BTC, USDT, D, balances, fees, make_market, make_trader, place
+from bourse.domain.values import AccountId
+from bourse.service.context import RequestMeta
+from tests.integration.trading.support import (
+    ADMIN,
+    BTC,
+    USDT,
+    D,
+    balances,
+    fees,
+    make_market,
+    make_trader,
+    place,
+    request,
+)
 
 
 async def test_a_resting_buy_holds_its_cost_and_the_larger_fee(container):
@@ -101,3 +117,32 @@ async def test_each_batch_that_moves_money_leaves_one_audit_entry(container):
         ).all()
     assert len(rows) == 1 and rows[0].actor == f"engine:{market}"
     assert rows[0].details["kind"] == "trading.batch" and rows[0].details["count"] == 1
+
+
+async def test_each_account_holds_by_its_own_commission_profile_when_placed_together(container):
+    market = await make_market(container)
+    alice = await make_trader(container, "alice", usdt="10000")
+    bob = await make_trader(container, "bob", usdt="10000")
+    await container.fees.create_profile(
+        ADMIN, "vip", "VIP", RuleFees(FeeType.PERCENT, D("0.05"), D("0.05")), RequestMeta()
+    )
+    await container.fees.assign_profile(ADMIN, bob.account_id, "vip", RequestMeta())
+    async with container.uow() as uow:
+        each = await uow.commissions.rules_for_accounts(
+            [alice.account_id, bob.account_id, AccountId("Anone")]
+        )
+        assert each == {
+            alice.account_id: await uow.commissions.rules_for_account(alice.account_id),
+            bob.account_id: await uow.commissions.rules_for_account(bob.account_id),
+        }
+        assert [r.profile_id for r in each[bob.account_id]] == ["vip"]
+    # Placed together, so the runner reads both accounts' fee terms for one batch.
+    await asyncio.gather(
+        *(
+            container.trading.place(t.principal, t.account_id, request(market, "Buy", "0.5", "100.00"))
+            for t in (alice, bob)
+        )
+    )
+    # 0.5 * 100 = 50, plus the larger fee: 0.1% (default) = 0.05, 0.05% (vip) = 0.025.
+    assert (await balances(container, alice.account_id))[USDT] == (D("9949.95"), D("50.05"))
+    assert (await balances(container, bob.account_id))[USDT] == (D("9949.975"), D("50.025"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -449,6 +449,25 @@ class SqlCommissionRepository:
         if not rows:
             return None
         return [_rule(row) for row in rows if row.id is not None]
+
+    async def rules_for_accounts(
+        self, account_ids: Sequence[AccountId]
+    ) -> dict[AccountId, builtins.list[CommissionRule]]:
+        if not account_ids:
+            return {}
+        r, a = mt.commission_rules, t.accounts
+        rows = await self._c.execute(
+            select(a.c.account_id, r)
+            .select_from(a.outerjoin(r, r.c.profile_id == a.c.commission_profile_id))
+            .where(a.c.account_id.in_([str(i) for i in account_ids]))
+            .order_by(a.c.account_id, *_ORDER)
+        )
+        out: dict[AccountId, builtins.list[CommissionRule]] = {}
+        for row in rows:
+            rules = out.setdefault(AccountId(row.account_id), [])
+            if row.id is not None:
+                rules.append(_rule(row))
+        return out
 
     async def profile_of_account(self, account_id: AccountId) -> str | None:
         a = t.accounts

@@ -3,10 +3,15 @@ back office and notifications, each mounted at its own prefix."""
 
 from fastapi import APIRouter
 
+from bourse.api.brokerage import orders_v3, orders_v4
 from bourse.api.brokerage.transfers import router as transfers_router
 
 PREFIXES = ("/frontoffice", "/marketdata", "/api", "/back-api", "/notification")
 router = APIRouter(tags=["brokerage"])
+# Orders first: FastAPI tries included routers in order (each level twice), and placing an
+# order is the hottest route; no other route matches an orders path, so order is free here.
+router.include_router(orders_v3.router)
+router.include_router(orders_v4.router)
 router.include_router(transfers_router)
 
 from bourse.api.brokerage import backoffice_accounts, frontoffice_accounts  # noqa: E402
@@ -34,11 +39,6 @@ router.include_router(account_groups.router)
 router.include_router(markets.backoffice)
 router.include_router(markets.frontoffice)
 router.include_router(commissions.router)
-
-from bourse.api.brokerage import orders_v3, orders_v4  # noqa: E402
-
-router.include_router(orders_v3.router)
-router.include_router(orders_v4.router)
 
 from bourse.api.brokerage import notifications, workspace  # noqa: E402
 

@@ -38,11 +38,14 @@ def bearer_token(request: Request) -> str:
 
 
 async def current_principal(request: Request) -> Principal:
-    cached: Principal | None = getattr(request.state, "principal", None)
+    # The request's state dict itself (what ``request.state`` wraps): a missing attribute on
+    # ``request.state`` costs a raised AttributeError, on every request.
+    state = request.scope.setdefault("state", {})
+    cached: Principal | None = state.get("principal")
     if cached is not None:
         return cached
     principal = await container(request).identity.authenticate(bearer_token(request))
-    request.state.principal = principal
+    state["principal"] = principal
     return principal
 
 
