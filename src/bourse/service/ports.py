@@ -78,6 +78,16 @@ from bourse.domain.trading import BatchWrite, Checkpoint, Order, OrderQuery
 from bourse.domain.transfers import Transfer
 from bourse.domain.triggers import Triggers
 from bourse.domain.values import AccountId, AssetId, UserId
+from bourse.domain.venues import (
+    ExternalOrder,
+    ExternalOrderStatus,
+    HedgeSettings,
+    VenueConfig,
+    VenueCredentials,
+    VenueOrder,
+    VenueOrderRef,
+    VenueOrderRequest,
+)
 from bourse.domain.wallet import ExtRequestType
 from bourse.domain.workspace import Layout, Template, UiSettings
 from bourse.service.derivatives_records import (
@@ -1061,6 +1071,58 @@ class DerivativesRepository(Protocol):
         """False when the position was paid for that day already."""
         ...
 
+    # the payment jobs' cursors
+    async def job_cursor(self, job: str, market_id: str) -> datetime | None:
+        """The last moment (``Funding``) or swap day's 00:00 (``Swap``) fully paid for the market."""
+        ...
+
+    async def set_job_cursor(self, job: str, market_id: str, through: datetime, at: datetime) -> None:
+        """Move the cursor to ``through`` (never back)."""
+        ...
+
+
+class VenueRepository(Protocol):
+    """Venues, per-market hedge settings and the external (hedge) orders (adapters/db/venue_repos.py)."""
+
+    async def add_venue(self, venue: VenueConfig) -> bool:
+        """False (nothing written) if the id is taken."""
+        ...
+
+    async def get_venue(self, venue_id: str, *, for_update: bool = False) -> VenueConfig | None: ...
+    async def list_venues(self) -> list[VenueConfig]:
+        """By id."""
+        ...
+
+    async def save_venue(self, venue: VenueConfig) -> None: ...
+    async def delete_venue(self, venue_id: str) -> bool: ...
+    async def venue_in_use(self, venue_id: str) -> bool:
+        """Whether hedge settings or an unfinished external order name the venue."""
+        ...
+
+    async def get_hedging(self, market_id: str) -> HedgeSettings | None: ...
+    async def put_hedging(self, settings: HedgeSettings) -> None:
+        """Insert or replace the market's settings."""
+        ...
+
+    async def add_external_order(self, order: ExternalOrder) -> bool:
+        """False (nothing written) if the derivative order already has one."""
+        ...
+
+    async def get_external_order(
+        self, external_order_id: str, *, for_update: bool = False
+    ) -> ExternalOrder | None: ...
+    async def save_external_order(self, order: ExternalOrder) -> None:
+        """Write back what changes: status, venue id, fills, times, attempts, last error."""
+        ...
+
+    async def external_orders_of(self, order_id: int) -> list[ExternalOrder]: ...
+    async def claim_external_orders(
+        self, statuses: Sequence[ExternalOrderStatus], limit: int, *, due_before: datetime | None = None
+    ) -> list[ExternalOrder]:
+        """Up to ``limit`` orders in ``statuses`` (with ``timeout_at <= due_before`` if given), oldest
+        first, locked FOR UPDATE SKIP LOCKED: two job runs never take the same order."""
+        ...
+
 
 class UnitOfWork(Protocol):
     users: UserRepository
@@ -1094,6 +1156,7 @@ class UnitOfWork(Protocol):
     feeshare: FeeShareRepository
     pricing: PricingRepository
     derivatives: DerivativesRepository
+    venues: VenueRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -1235,6 +1298,38 @@ class PriceFeed(Protocol):
 
     async def ticker(self, exchange: str, symbol: str) -> SourcePrice:
         """The exchange's current bid and ask of ``symbol``; PriceFeedError if there is none."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Venue(Protocol):
+    """An external venue the house hedges at (adapters/venues/: paper, ccxt). Every method raises
+    ``domain.venues.VenueError`` kinds only (VenueUnavailable, VenueRejected, VenueTimeout): the
+    adapter translates its library's errors (``raise ... from e``)."""
+
+    async def place(self, request: VenueOrderRequest) -> VenueOrder:
+        """Place a market order; the venue's report of it (often already filled)."""
+        ...
+
+    async def get(self, ref: VenueOrderRef) -> VenueOrder:
+        """The order as the venue has it now (VenueRejected if the venue does not know it)."""
+        ...
+
+    async def cancel(self, ref: VenueOrderRef) -> VenueOrder:
+        """Ask the venue to cancel; the order as it stands after (it may have filled meanwhile)."""
+        ...
+
+
+class VenueConnector(Protocol):
+    """Makes (and keeps) the ``Venue`` of a stored venue (adapters/venues/__init__.py)."""
+
+    def supports_exchange(self, exchange: str) -> bool:
+        """Whether ``exchange`` is a ccxt exchange id."""
+        ...
+
+    def venue(self, config: VenueConfig, credentials: VenueCredentials | None) -> Venue:
+        """The venue object of ``config`` (the same one while the config is unchanged)."""
         ...
 
     async def aclose(self) -> None: ...
