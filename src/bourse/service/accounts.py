@@ -17,10 +17,10 @@ from bourse.service.ports import AccountRecord, UnitOfWork, UnitOfWorkFactory
 
 ACCOUNT_TYPES = ("Hedging", "Netting")
 
-# Stakes escrowed by ext-order products are still the user's money, held for a
-# purpose: the brokerage view counts them as locked. Bonus balances are not cash
-# and are not shown here.
-_LOCKED_BUCKETS = frozenset({Bucket.LOCKED.value, Bucket.STAKE.value})
+# Stakes escrowed by ext-order products and the margin held by open derivative
+# positions are still the user's money, held for a purpose: the brokerage view
+# counts them as locked. Bonus balances are not cash and are not shown here.
+_LOCKED_BUCKETS = frozenset({Bucket.LOCKED.value, Bucket.STAKE.value, Bucket.MARGIN.value})
 _CASH_BUCKETS = _LOCKED_BUCKETS | {Bucket.AVAILABLE.value}
 
 

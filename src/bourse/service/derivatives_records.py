@@ -50,6 +50,8 @@ class DerivativeReject(StrEnum):
     SESSION_CLOSED = "SessionClosed"
     PRICE_UNAVAILABLE = "PriceUnavailable"
     FOK_NOT_FILLABLE = "FokNotFillable"
+    # A resting reduce-only close (a stop loss's limit close) whose position was closed another way.
+    POSITION_CLOSED = "PositionClosed"
 
 
 class DeficitKind(StrEnum):

@@ -61,6 +61,7 @@ from bourse.domain.pricing import (
     FundingQuery,
     FundingRate,
     HaltState,
+    MarkPrice,
     PricingSettings,
     SourcePrice,
     StoredPrices,
@@ -929,6 +930,15 @@ class PricingRepository(Protocol):
         """False if the market already has a rate at that time (nothing is changed)."""
         ...
 
+    async def add_marks_at(self, marks: Sequence[MarkPrice]) -> None:
+        """Store the mark and index of a market at a moment (``mark_history``); a moment stored
+        already keeps its first value."""
+        ...
+
+    async def mark_at(self, market_id: str, at: datetime) -> MarkPrice | None:
+        """The mark stored for exactly that moment, if any."""
+        ...
+
     async def last_funding_time(self, market_id: str) -> datetime | None: ...
     async def funding_rates(self, market_id: str, query: FundingQuery) -> FundingPage:
         """Newest first."""
@@ -994,6 +1004,16 @@ class DerivativesRepository(Protocol):
 
     async def accounts_with_positions(self) -> list[AccountId]:
         """Accounts with at least one open position, sorted (for the margin job)."""
+        ...
+
+    async def positions_at(self, market_id: str, at: datetime) -> list[Position]:
+        """The market's positions open at ``at`` (opened at or before it, not closed by then), by
+        id, each with the lots it had then (rebuilt from its executions up to ``at``); the other
+        fields are as stored now (for the funding and swap jobs)."""
+        ...
+
+    async def first_opened_at(self, market_id: str) -> datetime | None:
+        """When the market's first position (open or closed) was opened."""
         ...
 
     # triggers

@@ -62,9 +62,10 @@ from bourse.domain.ledger import Bucket, account_owner
 from bourse.domain.values import AccountId, AssetId, UserId
 
 NUMBER = Numeric(asdecimal=True)
-_CASH = (Bucket.AVAILABLE.value, Bucket.LOCKED.value, Bucket.STAKE.value)
-# Stakes escrowed by ext-order products count as locked, as in the front office (service/accounts).
-_LOCKED = (Bucket.LOCKED.value, Bucket.STAKE.value)
+_CASH = (Bucket.AVAILABLE.value, Bucket.LOCKED.value, Bucket.STAKE.value, Bucket.MARGIN.value)
+# Stakes escrowed by ext-order products and derivative positions' margin count as locked, as in
+# the front office (service/accounts).
+_LOCKED = (Bucket.LOCKED.value, Bucket.STAKE.value, Bucket.MARGIN.value)
 _OWNER_PREFIX = account_owner("")
 _QUANTUM = Decimal(1).scaleb(-RAT_SCALE)
 
