@@ -5,7 +5,7 @@ default); the test client never runs the lifespan, and tests that want a job
 start one themselves. Jobs: transfer callback delivery; the market data consumer; the price
 alert consumer; reports (the scheduler, the worker, the expiry of report files); OTC fee sharing;
 derivative pricing, funding rates and the circuit breaker; derivatives (resting orders, triggers,
-margin, funding and swap payments).
+margin, funding and swap payments); hedge orders at external venues.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ DERIVATIVE_TRIGGERS_POLL_SECONDS = 1.0
 DERIVATIVE_MARGIN_POLL_SECONDS = 1.0
 FUNDING_PAYMENTS_POLL_SECONDS = 5.0
 SWAP_PAYMENTS_POLL_SECONDS = 30.0
+EXTERNAL_ORDERS_POLL_SECONDS = 1.0
 
 
 class PollingJob:
@@ -250,6 +251,18 @@ def derivatives_jobs(
     ]
 
 
+def hedging_job(container: Container, interval: float = EXTERNAL_ORDERS_POLL_SECONDS) -> PollingJob:
+    """Hedge orders of Dealer fills (service/hedging.py): time out the overdue ones (admin
+    notification ExternalOrderTimeout, best-effort cancel), send the new ones, look up the sent ones;
+    at once again while a pass had a full batch of work."""
+    hedging = container.hedging
+
+    async def step() -> bool:
+        return await hedging.run_external_orders() >= hedging.batch
+
+    return PollingJob("external-orders", step, interval)
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
     return BackgroundJobs(
         [
@@ -261,5 +274,6 @@ def start_background_jobs(container: Container) -> BackgroundJobs:
             feeshare_job(container),
             *pricing_jobs(container),
             *derivatives_jobs(container),
+            hedging_job(container),
         ]
     ).start()

@@ -9,7 +9,6 @@ made again with the new settings and keys; the old one's HTTP session is closed 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import ccxt.async_support as ccxt_async
@@ -28,7 +27,7 @@ from bourse.service.ports import Clock, Venue
 
 @dataclass(slots=True)
 class _Made:
-    updated_at: datetime
+    config: VenueConfig  # what it was made from: any difference (not only a newer time) remakes it
     venue: Any
 
 
@@ -57,18 +56,18 @@ class VenueRegistry:
 
     def venue(self, config: VenueConfig, credentials: VenueCredentials | None) -> Venue:
         made = self._made.get(config.venue_id)
-        if made is not None and made.updated_at == config.updated_at:
+        if made is not None and made.config == config:
             venue: Venue = made.venue
             return venue
         if config.kind is VenueKind.PAPER:
             settings = config.paper or PaperSettings()
             if made is not None and isinstance(made.venue, PaperVenue):
                 made.venue.configure(settings)
-                made.updated_at = config.updated_at
+                made.config = config
                 return made.venue
             extra = {} if self._paper_sleep is None else {"sleep": self._paper_sleep}
             paper = PaperVenue(config.venue_id, settings, self._paper_quote, self._clock, **extra)
-            self._made[config.venue_id] = _Made(config.updated_at, paper)
+            self._made[config.venue_id] = _Made(config, paper)
             return paper
         if config.exchange is None or credentials is None:
             raise InvariantViolation(f"ccxt venue {config.venue_id} without exchange or credentials")
@@ -83,7 +82,7 @@ class VenueRegistry:
             timeout_seconds=self._ccxt_timeout,
             factory=self._ccxt_factory,
         )
-        self._made[config.venue_id] = _Made(config.updated_at, ccxt)
+        self._made[config.venue_id] = _Made(config, ccxt)
         return ccxt
 
     def made(self, venue_id: str) -> Any:
