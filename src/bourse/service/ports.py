@@ -1375,7 +1375,9 @@ class EventBus(Protocol):
 
     Topics: ``trades.<marketId>``, ``book.<marketId>``, ``ticker.<marketId>``,
     ``candles.<marketId>``, ``orders.<accountId>``, ``balances.<accountId>``,
-    ``notifications.<uid>`` (a trader notification, as its JSON, after it was stored).
+    ``notifications.<uid>`` (a trader notification, as its JSON, after it was stored),
+    ``derivative-orders.<accountId>`` and ``positions.<accountId>`` (ids of the CFD/perpetual
+    orders and positions a commit changed: service/derivatives_events.py).
     ``publish`` never blocks; a subscriber that falls behind is dropped.
     """
 
