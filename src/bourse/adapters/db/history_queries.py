@@ -626,8 +626,12 @@ class SqlHistoryQueries:
             .limit(1)
             .lateral("last")
         )
+        # Only spot prices value assets: a CFD or perpetual trades a contract on the asset, whose
+        # price (premium, funding) is not what one unit of the asset is worth.
         rows = await self._c.execute(
-            select(m.base_asset_id, m.quote_asset_id, last.c.price).select_from(markets.join(last, true()))
+            select(m.base_asset_id, m.quote_asset_id, last.c.price)
+            .select_from(markets.join(last, true()))
+            .where(m.type == "Spot")
         )
         return [MarketPrice(AssetId(r.base_asset_id), AssetId(r.quote_asset_id), r.price) for r in rows]
 
