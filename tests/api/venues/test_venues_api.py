@@ -3,6 +3,8 @@ orders, and the ExternalOrderTimeout admin notification: shapes, errors, permiss
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from decimal import Decimal
 
@@ -327,3 +329,22 @@ async def test_the_timeout_is_an_admin_notification(client, container, clock, st
     )
     assert f"venue silent, market {market}" in note["body"]
     assert (await client.get(f"{ADMIN_N}/unread-count", headers=staff)).json() == {"count": 1}
+
+
+async def test_the_external_orders_report_lists_the_hedges(client, container, clock, staff):
+    _, _, first, second = await _filled_and_timed_out(client, container, clock, staff)
+    r = await client.post(
+        "/api/reports",
+        headers=staff,
+        json={"reportName": "Hedges", "source": "ExternalOrders", "format": "Csv"},
+    )
+    assert r.status_code == 200, r.text
+    report_id = r.json()["id"]
+    while await container.reports.work_once():
+        pass
+    r = await client.get(f"/api/reports/{report_id}/download", headers=staff)
+    assert r.status_code == 200, r.text
+    header, *rows = list(csv.reader(io.StringIO(r.content.decode("utf-8"))))
+    assert header[:3] == ["externalOrderId", "lpOrderId", "orderId"]
+    got = [(row[0], row[header.index("orderStatus")], row[header.index("filledAmount")]) for row in rows]
+    assert got == [(f"H{second['orderId']}", "TimedOut", "0"), (f"H{first['orderId']}", "Filled", "1")]
