@@ -191,6 +191,7 @@ def build(
         bus,
         feed_timeout=settings.price_feed_timeout_seconds + 1,
     )
+    engines = EngineHub(trading_uow, clock, bus, root_asset=settings.root_asset)
     return Container(
         settings=settings,
         engine=engine,
@@ -208,7 +209,7 @@ def build(
         markets=markets,
         fees=FeeService(uow),
         marketdata=marketdata,
-        trading=TradingService(uow, EngineHub(trading_uow, clock, bus), accounts, settings.root_asset),
+        trading=TradingService(uow, engines, accounts, settings.root_asset),
         trading_db=trading_db,
         workspace=WorkspaceService(uow, clock),
         notifications=notifications,
@@ -223,5 +224,7 @@ def build(
         merchants=MerchantService(uow, clock),
         feeshare=FeeShareService(uow, clock, credentials),
         pricing=pricing,
-        derivatives=DerivativesService(uow, clock, accounts, pricing, settings.root_asset, notifications),
+        derivatives=DerivativesService(
+            uow, clock, accounts, pricing, settings.root_asset, notifications, book=engines
+        ),
     )
