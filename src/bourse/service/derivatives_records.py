@@ -56,6 +56,8 @@ class DerivativeReject(StrEnum):
     INVALID_TIME_IN_FORCE = "InvalidTimeInForce"  # post-only with Market, Ioc or Fok
     # the account's lots already waiting to close the position leave less than asked
     CLOSE_LOTS_TAKEN = "CloseLotsTaken"
+    # A resting reduce-only close (a stop loss's limit close) whose position was closed another way.
+    POSITION_CLOSED = "PositionClosed"
 
 
 class DeficitKind(StrEnum):

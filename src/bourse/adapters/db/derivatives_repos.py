@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -331,6 +331,39 @@ class SqlDerivativesRepository:
         )
         return [_position(r) for r in rows]
 
+    async def positions_at(self, market_id: str, at: datetime) -> builtins.list[Position]:
+        p, e = dt.positions, dt.position_executions
+        # The lots a position had at ``at``: what its executions up to then opened or added, less
+        # what they closed (an execution either opens/increases or closes, never both).
+        change = case((e.c.closed_lots == 0, e.c.lots), else_=-e.c.closed_lots)
+        lots_at = func.sum(change).label("lots_at")
+        stmt = (
+            select(p, lots_at)
+            .join(e, e.c.position_id == p.c.position_id)
+            .where(
+                p.c.market_id == market_id,
+                p.c.opened_at <= at,
+                or_(p.c.closed_at.is_(None), p.c.closed_at > at),
+                e.c.created_at <= at,
+            )
+            .group_by(p.c.position_id)
+            .having(func.sum(change) > 0)
+            .order_by(p.c.position_id)
+        )
+        out = []
+        for r in await self._c.execute(stmt):
+            position = _position(r)
+            position.lots = r.lots_at
+            out.append(position)
+        return out
+
+    async def first_opened_at(self, market_id: str) -> datetime | None:
+        p = dt.positions
+        value: datetime | None = await self._c.scalar(
+            select(func.min(p.c.opened_at)).where(p.c.market_id == market_id)
+        )
+        return value
+
     async def accounts_with_positions(self) -> builtins.list[AccountId]:
         p = dt.positions
         rows = await self._c.execute(
@@ -603,3 +636,22 @@ class SqlDerivativesRepository:
         )
         result = await self._c.execute(stmt.on_conflict_do_nothing(index_elements=["position_id", "day"]))
         return bool(result.rowcount)
+
+    # --- the payment jobs' cursors -------------------------------------------------------------
+
+    async def job_cursor(self, job: str, market_id: str) -> datetime | None:
+        c = dt.derivative_job_cursors
+        value: datetime | None = await self._c.scalar(
+            select(c.c.through).where(c.c.job == job, c.c.market_id == market_id)
+        )
+        return value
+
+    async def set_job_cursor(self, job: str, market_id: str, through: datetime, at: datetime) -> None:
+        c = dt.derivative_job_cursors
+        stmt = pg_insert(c).values(job=job, market_id=market_id, through=through, updated_at=at)
+        await self._c.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["job", "market_id"],
+                set_={"through": func.greatest(c.c.through, stmt.excluded.through), "updated_at": at},
+            )
+        )

@@ -21,6 +21,9 @@ fills, margin settings, margin-call state, deficits, funding and swap payments.
 - ``deficits``: losses an account could not pay, absorbed by the house.
 - ``funding_payments`` / ``swap_payments``: one row per position and interval (day), unique by
   their business key so a re-run pays nothing twice.
+- ``derivative_job_cursors`` (migration 0017): per market, the last funding moment (job
+  ``Funding``) or swap day's 00:00 (job ``Swap``) whose payments were all made; the jobs resume
+  after it, so each moment is paid once and missed ones are caught up.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ positions = Table(
     ),
     # What the jobs walk: the open positions of a market (triggers, funding, swaps).
     Index("ix_positions_open_market_id", "market_id", postgresql_where=text("closed_at IS NULL")),
+    # Funding and swaps of a past moment: the positions of a market not closed before it (0017).
+    Index("ix_positions_market_id_closed_at", "market_id", "closed_at"),
 )
 
 position_take_profits = Table(
@@ -168,7 +173,7 @@ derivative_orders = Table(
     _ts("cancellation_date", nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
-    # OrderBook markets (migration 0016): the order is matched by the market's engine runner.
+    # OrderBook markets (migration 0018): the order is matched by the market's engine runner.
     # ``engine_seq``: its place in the book (resting orders); the hold (available -> locked, the
     # settlement asset) covers the margin of what it may open plus its largest fee; the fee terms
     # are fixed when it is placed.
@@ -355,4 +360,15 @@ swap_payments = Table(
     UniqueConstraint("position_id", "day", name="uq_swap_payments_position_id_day"),
     Index("ix_swap_payments_account_id_day", "account_id", "day"),
     Index("ix_swap_payments_market_id_day", "market_id", "day"),
+)
+
+derivative_job_cursors = Table(
+    "derivative_job_cursors",
+    metadata,
+    Column("job", Text, nullable=False),
+    Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
+    _ts("through"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("job", "market_id"),
+    CheckConstraint("job IN ('Funding', 'Swap')", name="job"),
 )

@@ -26,6 +26,7 @@ from bourse.domain.pricing import (
     FundingQuery,
     FundingRate,
     HaltState,
+    MarkPrice,
     PriceSource,
     PricingSettings,
     SourceKind,
@@ -33,6 +34,7 @@ from bourse.domain.pricing import (
 )
 
 _s, _p, _f, _h = pt.market_pricing, pt.market_prices, pt.funding_rates, pt.pricing_halts
+_mh = pt.mark_history
 _o, _t = tt.orders, tt.trades
 _do = dt.derivative_orders
 
@@ -196,6 +198,18 @@ class SqlPricingRepository:
             .returning(_f.c.market_id)
         )
         return (await self._c.execute(stmt)).first() is not None
+
+    async def add_marks_at(self, marks: Sequence[MarkPrice]) -> None:
+        if not marks:
+            return
+        stmt = insert(_mh).values(
+            [{"market_id": m.market_id, "at": m.at, "mark": m.mark, "index_price": m.index} for m in marks]
+        )
+        await self._c.execute(stmt.on_conflict_do_nothing(index_elements=[_mh.c.market_id, _mh.c.at]))
+
+    async def mark_at(self, market_id: str, at: datetime) -> MarkPrice | None:
+        row = (await self._c.execute(select(_mh).where(_mh.c.market_id == market_id, _mh.c.at == at))).first()
+        return None if row is None else MarkPrice(row.market_id, row.mark, row.index_price, row.at)
 
     async def last_funding_time(self, market_id: str) -> datetime | None:
         value: datetime | None = await self._c.scalar(
