@@ -196,6 +196,7 @@ def build(
         bus,
         feed_timeout=settings.price_feed_timeout_seconds + 1,
     )
+    engines = EngineHub(trading_uow, clock, bus, root_asset=settings.root_asset)
     hedging: HedgingService
 
     async def paper_quote(symbol: str) -> SourceQuote:
@@ -226,7 +227,7 @@ def build(
         markets=markets,
         fees=FeeService(uow),
         marketdata=marketdata,
-        trading=TradingService(uow, EngineHub(trading_uow, clock, bus), accounts, settings.root_asset),
+        trading=TradingService(uow, engines, accounts, settings.root_asset),
         trading_db=trading_db,
         workspace=WorkspaceService(uow, clock),
         notifications=notifications,
@@ -242,7 +243,7 @@ def build(
         feeshare=FeeShareService(uow, clock, credentials),
         pricing=pricing,
         derivatives=DerivativesService(
-            uow, clock, accounts, pricing, settings.root_asset, notifications, bus=bus
+            uow, clock, accounts, pricing, settings.root_asset, notifications, bus=bus, book=engines
         ),
         hedging=hedging,
     )

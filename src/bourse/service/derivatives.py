@@ -89,6 +89,7 @@ from bourse.domain.triggers import (
 from bourse.domain.values import AccountId, AssetId, UserId, format_decimal
 from bourse.service.accounts import AccountService
 from bourse.service.context import RequestMeta
+from bourse.service.derivatives_book import close_in_book, closed_something, place_in_book
 from bourse.service.derivatives_context import (
     DERIVATIVE_TYPES,
     Contract,
@@ -127,7 +128,7 @@ from bourse.service.derivatives_records import (
 )
 from bourse.service.ledger import post
 from bourse.service.notifications import NotificationService
-from bourse.service.ports import Clock, EventBus, UnitOfWork, UnitOfWorkFactory
+from bourse.service.ports import Clock, DerivativeBook, EventBus, UnitOfWork, UnitOfWorkFactory
 from bourse.service.pricing import PricingService
 
 _T = TypeVar("_T")
@@ -268,8 +269,12 @@ class DerivativesService:
         root_asset: str,
         notifications: NotificationService | None = None,
         bus: EventBus | None = None,
+        *,
+        book: DerivativeBook | None = None,
     ) -> None:
         self._uow = uow
+        # OrderBook markets: their engine runners (orders, cancels and closes go there).
+        self._book = book
         self._notifications = notifications
         self._bus = bus
         self._clock = clock
@@ -309,6 +314,10 @@ class DerivativesService:
                 f"market {market.id} executes on the order book; only Dealer derivative markets trade yet",
                 marketId=market.id,
             )
+
+    async def _order_book(self, market: Market) -> bool:
+        settings = await self._pricing.settings(market.id)
+        return settings is not None and settings.execution_mode is ExecutionMode.ORDER_BOOK
 
     @staticmethod
     def _product(market: Market, product: MarketType | None) -> None:
@@ -466,9 +475,11 @@ class DerivativesService:
             self._product(c.market, product)
             rules = await uow.commissions.rules_for_account(account)
             record = await uow.accounts.get(account)
-        await self._dealer(c.market)
+        in_book = await self._order_book(c.market)
         rule = self._rule(rules, c)
         assert record is not None
+        if in_book:
+            return await self._place_book(principal, account, request, c, record.account_type, now, meta)
         quote = (
             await self._quote(c.market.id) if request.type in (OrderType.MARKET, OrderType.LIMIT) else None
         )
@@ -509,6 +520,41 @@ class DerivativesService:
             changes = await order_changes(uow, order)
             await uow.commit()
         self._publish([changes])
+        return view
+
+    async def _place_book(
+        self,
+        principal: Principal,
+        account: AccountId,
+        request: DerivativeOrderRequest,
+        c: Contract,
+        account_type: str,
+        now: datetime,
+        meta: RequestMeta | None,
+    ) -> OrderView:
+        """An order on an OrderBook market: matched by the market's runner, which stores it."""
+        async with self._uow() as uow:
+            positions = await uow.derivatives.open_positions(account, c.market.id)
+        broken = self._rule_broken(request, c, now)
+        order = await place_in_book(
+            self._book, account, request, c, AccountKind(account_type), positions, broken
+        )
+        return await self._book_view(principal.username, order, c.market, meta)
+
+    async def _book_view(
+        self,
+        actor: str,
+        order: DerivativeOrder,
+        market: Market,
+        meta: RequestMeta | None,
+        cancelled: bool = False,
+    ) -> OrderView:
+        """Audit what the runner committed (its own transaction holds the money moved) and show it."""
+        action = AuditAction.DERIVATIVE_ORDER_CANCELLED if cancelled else AuditAction.DERIVATIVE_ORDER_PLACED
+        async with self._uow() as uow:
+            await self._audit(uow, actor, action, order, meta)
+            view = await self._order_view(uow, order, market)
+            await uow.commit()
         return view
 
     async def _rest(
@@ -689,6 +735,10 @@ class DerivativesService:
         oid = parse_id(order_id, "order", "stopOrderId" if stop_only else "orderId")
         now = self._clock.now()
         async with self._uow() as uow:
+            peek = await uow.derivatives.get_order(oid)
+        if peek is not None and peek.in_book:
+            return await self._cancel_book(principal, account, peek, stop_only, meta)
+        async with self._uow() as uow:
             await uow.derivatives.lock_account(account)
             order = await uow.derivatives.get_order(oid, for_update=True)
             if order is None:
@@ -722,6 +772,36 @@ class DerivativesService:
             await uow.commit()
         self._publish([Changes(account, order_ids=[order.order_id])])
         return view
+
+    async def _cancel_book(
+        self,
+        principal: Principal,
+        account: AccountId,
+        order: DerivativeOrder,
+        stop_only: bool,
+        meta: RequestMeta | None,
+    ) -> OrderView:
+        """Cancel an order resting in an OrderBook market's book: through its runner."""
+        if order.account_id != account:
+            raise NotFound(f"order {order.order_id} not found", field="orderId")
+        if stop_only:
+            raise NotFound(f"stop order {order.order_id} not found", field="stopOrderId")
+        book = self._book
+        cancelled = None
+        if order.is_live and book is not None:
+            cancelled = await book.cancel_derivative(order.market_id, account, order.order_id)
+        if cancelled is None:
+            async with self._uow() as uow:
+                now = await uow.derivatives.get_order(order.order_id)
+            state = (now or order).status.value
+            raise BusinessRejection(
+                f"order {order.order_id} is {state}; only live orders can be cancelled",
+                orderId=str(order.order_id),
+            )
+        async with self._uow() as uow:
+            market = await uow.markets.get(order.market_id)
+        assert market is not None
+        return await self._book_view(principal.username, cancelled, market, meta, cancelled=True)
 
     async def get_order(
         self, principal: Principal, account_id: str | None, order_id: str
@@ -898,9 +978,11 @@ class DerivativesService:
         view = await self._close(
             account, position_id, lots, CloseReason.TRADER, actor=principal.username, meta=meta
         )
-        if view.order.status is not OrderStatus.FILLED:
+        if view.order.status is not OrderStatus.FILLED and not (
+            view.order.in_book and view.order.executed_lots > 0
+        ):
             raise BusinessRejection(
-                f"the close was refused: {view.order.reject_reason}",
+                f"the close was refused: {view.order.reject_reason or view.order.cancel_reason}",
                 reason=view.order.reject_reason,
                 orderId=str(view.order.order_id),
             )
@@ -947,6 +1029,15 @@ class DerivativesService:
             record = await uow.accounts.get(account)
         rule = self._rule(rules, c)
         assert record is not None
+        if await self._order_book(c.market):
+            async with self._uow() as uow:
+                position = await self._own_position(uow, account, position_id)
+            if not position.is_open:
+                raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
+            amount = position.lots if lots is None else lots
+            self._check_close_lots(c, position, amount)
+            order = await close_in_book(self._book, position, c, amount, reason, limit_price)
+            return await self._book_view(actor, order, c.market, meta)
         quote = await self._pricing.dealer_quote(c.market.id)  # PriceUnavailable: nothing to close at
         mark = await self._mark(c.market.id)
         async with self._uow() as uow:
@@ -1060,6 +1151,8 @@ class DerivativesService:
         mark = await self._mark(c.market.id)
         if mark is None:
             return []
+        if await self._order_book(c.market):
+            return await self._book_triggers(peek.account_id, position_id, c, mark, now)
         quote = await self._quote(c.market.id)
         async with self._uow() as uow:
             await uow.derivatives.lock_account(peek.account_id)
@@ -1105,6 +1198,45 @@ class DerivativesService:
         self._publish(changes)
         return views
 
+    async def _book_triggers(
+        self, account: AccountId, position_id: str, c: Contract, mark: Decimal, now: datetime
+    ) -> list[OrderView]:
+        """Triggers of a position on an OrderBook market: what fires is closed by reduce-only
+        orders through the market's runner; the triggers' new state is stored once the closes did
+        their work (a market close that found no liquidity leaves them as they were: they fire
+        again on the next pass)."""
+        async with self._uow() as uow:
+            position = await uow.derivatives.get_position(position_id)
+            stored = (await uow.derivatives.triggers([position_id])).get(position_id)
+        if position is None or not position.is_open or stored is None:
+            return []
+        firings, after = evaluate(position, stored, mark, c.spec)
+        views: list[OrderView] = []
+        for firing in firings:
+            async with self._uow() as uow:
+                current = await uow.derivatives.get_position(position_id)
+            if current is None or not current.is_open:
+                break
+            view = await self._close(
+                account,
+                position_id,
+                min(firing.lots, current.lots),
+                firing.reason,
+                actor=SYSTEM_ACTOR,
+                now=now,
+                limit_price=firing.limit_price,
+            )
+            views.append(view)
+            if not closed_something(view.order):
+                return views
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(account)
+            left = await uow.derivatives.get_position(position_id)
+            if left is not None and left.is_open and after != stored:
+                await uow.derivatives.save_triggers(position_id, None if after.is_empty else after)
+                await uow.commit()
+        return views
+
     async def check_margin(self, account_id: AccountId, now: datetime | None = None) -> MarginCheck:
         """For the margin job, one account: send the trader a ``MarginCall`` notification when its
         cross level (or an isolated position's own level) went below the group's margin call level
@@ -1126,9 +1258,13 @@ class DerivativesService:
             if target is None:
                 break
             try:
-                closed.append(await self.close_position(account_id, target, None, CloseReason.STOP_OUT, now))
+                view = await self.close_position(account_id, target, None, CloseReason.STOP_OUT, now)
             except (PriceUnavailable, PositionClosed):
                 skipped.add(target)
+                continue
+            closed.append(view)
+            if view.order.in_book and not closed_something(view.order):
+                skipped.add(target)  # no liquidity in the book now: the next pass tries again
         return MarginCheck(closed, notified)
 
     async def _margin_snapshot(self, account: AccountId) -> _MarginSnapshot | None:

@@ -92,6 +92,7 @@ from bourse.domain.venues import (
 from bourse.domain.wallet import ExtRequestType
 from bourse.domain.workspace import Layout, Template, UiSettings
 from bourse.service.derivatives_records import (
+    BookOrderRequest,
     ClosedPositionQuery,
     ClosedPositionRow,
     Deficit,
@@ -497,6 +498,24 @@ class OrderEngines(Protocol):
 
     async def start_all(self) -> None: ...
     async def aclose(self) -> None: ...
+
+
+class DerivativeBook(Protocol):
+    """The engine runners of OrderBook Cfd/Perpetual markets: a command's result once its batch
+    committed (``engine/derivatives_runner.py``)."""
+
+    async def place_derivative(self, order: BookOrderRequest) -> DerivativeOrder:
+        """The order as committed (possibly Rejected); for a repeated clientOrderId the first order.
+        IdempotencyConflict for a clientOrderId used with another request; MarketStopped."""
+        ...
+
+    async def cancel_derivative(
+        self, market_id: str, account_id: AccountId, order_id: int
+    ) -> DerivativeOrder | None:
+        """The cancelled order, or None if it was not live (any more)."""
+        ...
+
+    def last_price(self, market_id: str) -> Decimal | None: ...
 
 
 class HistoryQueries(Protocol):
@@ -1041,7 +1060,16 @@ class DerivativesRepository(Protocol):
         ...
 
     async def live_orders(self, market_id: str | None = None) -> list[DerivativeOrder]:
-        """Resting and waiting orders (of one market if given), oldest first (for the dealer job)."""
+        """Resting and waiting Dealer orders (of one market if given), oldest first (for the dealer
+        job); orders in an OrderBook market's book are the runner's, not listed here."""
+        ...
+
+    async def book_orders(self, market_id: str) -> list[DerivativeOrder]:
+        """The live orders in the market's order book (its runner rebuilds the book from them)."""
+        ...
+
+    async def new_position_ids(self, count: int) -> list[str]:
+        """``count`` fresh position ids."""
         ...
 
     # fills

@@ -119,6 +119,16 @@ def _order(r: Any) -> DerivativeOrder:
         cancellation_date=r.cancellation_date,
         client_order_id=r.client_order_id,
         fingerprint=r.fingerprint,
+        in_book=r.in_book,
+        engine_seq=None if r.engine_seq is None else int(r.engine_seq),
+        post_only=r.post_only,
+        reserve_price=r.reserve_price,
+        locked_amount=r.locked_amount,
+        locked_remaining=r.locked_remaining,
+        hold_tx_id=None if r.hold_tx_id is None else int(r.hold_tx_id),
+        fee_type=r.fee_type,
+        fee_size=r.fee_size,
+        cancel_reason=r.cancel_reason,
     )
 
 
@@ -158,6 +168,16 @@ def _order_values(o: DerivativeOrder) -> dict[str, Any]:
         "cancellation_date": o.cancellation_date,
         "created_at": o.created_at,
         "updated_at": o.updated_at,
+        "in_book": o.in_book,
+        "engine_seq": o.engine_seq,
+        "post_only": o.post_only,
+        "reserve_price": o.reserve_price,
+        "locked_amount": o.locked_amount,
+        "locked_remaining": o.locked_remaining,
+        "hold_tx_id": o.hold_tx_id,
+        "fee_type": o.fee_type,
+        "fee_size": o.fee_size,
+        "cancel_reason": o.cancel_reason,
     }
 
 
@@ -443,9 +463,22 @@ class SqlDerivativesRepository:
         stmt = stmt.order_by(o.c.order_id.desc()).limit(query.limit)
         return [_order(r) for r in await self._c.execute(stmt)]
 
+    async def book_orders(self, market_id: str) -> builtins.list[DerivativeOrder]:
+        o = dt.derivative_orders
+        stmt = select(o).where(o.c.market_id == market_id, o.c.in_book, o.c.status.in_(dt.LIVE_STATUSES))
+        return [_order(r) for r in await self._c.execute(stmt.order_by(o.c.order_id))]
+
+    async def new_position_ids(self, count: int) -> builtins.list[str]:
+        if count <= 0:
+            return []
+        rows = await self._c.execute(
+            text("SELECT nextval('position_ids') AS id FROM generate_series(1, :n)"), {"n": count}
+        )
+        return [str(r.id) for r in rows]
+
     async def live_orders(self, market_id: str | None = None) -> builtins.list[DerivativeOrder]:
         o = dt.derivative_orders
-        stmt = select(o).where(o.c.status.in_(dt.LIVE_STATUSES))
+        stmt = select(o).where(o.c.status.in_(dt.LIVE_STATUSES), ~o.c.in_book)
         if market_id is not None:
             stmt = stmt.where(o.c.market_id == market_id)
         return [_order(r) for r in await self._c.execute(stmt.order_by(o.c.order_id))]

@@ -173,7 +173,24 @@ derivative_orders = Table(
     _ts("cancellation_date", nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
+    # OrderBook markets (migration 0018): the order is matched by the market's engine runner.
+    # ``engine_seq``: its place in the book (resting orders); the hold (available -> locked, the
+    # settlement asset) covers the margin of what it may open plus its largest fee; the fee terms
+    # are fixed when it is placed.
+    Column("in_book", Boolean, nullable=False, server_default=text("false")),
+    Column("engine_seq", BigInteger),
+    Column("post_only", Boolean, nullable=False, server_default=text("false")),
+    Column("reserve_price", MONEY),
+    Column("locked_amount", MONEY, nullable=False, server_default=text("0")),
+    Column("locked_remaining", MONEY, nullable=False, server_default=text("0")),
+    Column("hold_tx_id", BigInteger),
+    Column("fee_type", Text),
+    Column("fee_size", MONEY),
+    Column("cancel_reason", Text),
     UniqueConstraint("account_id", "client_order_id", name="uq_derivative_orders_account_id_client_order_id"),
+    CheckConstraint(
+        "locked_amount >= 0 AND locked_remaining >= 0 AND locked_remaining <= locked_amount", name="hold"
+    ),
     CheckConstraint(f"side IN {_SIDES}", name="side"),
     CheckConstraint("type IN ('Market', 'Limit', 'Stop', 'StopLimit')", name="type"),
     CheckConstraint("time_in_force IN ('Gtc', 'Ioc', 'Fok', 'Gtd')", name="time_in_force"),
@@ -193,6 +210,13 @@ derivative_orders = Table(
     Index("ix_derivative_orders_account_id_order_id", "account_id", "order_id"),
     Index("ix_derivative_orders_account_id_created_at", "account_id", "created_at"),
     # What the dealer job walks: resting limit orders and waiting stops of a market.
+    # What an OrderBook market's runner rebuilds its book from.
+    Index(
+        "ix_derivative_orders_book_market_id",
+        "market_id",
+        "order_id",
+        postgresql_where=text("in_book AND status IN ('Started', 'Placed', 'PartiallyFilled')"),
+    ),
     Index(
         "ix_derivative_orders_live_market_id",
         "market_id",

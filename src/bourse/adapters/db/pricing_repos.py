@@ -16,6 +16,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bourse.adapters.db import derivatives_tables as dt
 from bourse.adapters.db import pricing_tables as pt
 from bourse.adapters.db import trading_tables as tt
 from bourse.domain.circuit_breaker import TradePoint
@@ -35,6 +36,7 @@ from bourse.domain.pricing import (
 _s, _p, _f, _h = pt.market_pricing, pt.market_prices, pt.funding_rates, pt.pricing_halts
 _mh = pt.mark_history
 _o, _t = tt.orders, tt.trades
+_do = dt.derivative_orders
 
 # Orders that rest on the book: live limit orders (a stop-limit once activated).
 _RESTING = and_(
@@ -159,8 +161,16 @@ class SqlPricingRepository:
 
     async def book_top(self, market_id: str) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
         mine = and_(_o.c.market_id == market_id, _RESTING)
-        bid = select(func.max(_o.c.price)).where(mine, _o.c.side == "Buy").scalar_subquery()
-        ask = select(func.min(_o.c.price)).where(mine, _o.c.side == "Sell").scalar_subquery()
+        # A derivative OrderBook market's book holds derivative orders (engine_seq: resting).
+        book = and_(_do.c.market_id == market_id, _do.c.in_book, _do.c.engine_seq.is_not(None))
+        bid = func.greatest(
+            select(func.max(_o.c.price)).where(mine, _o.c.side == "Buy").scalar_subquery(),
+            select(func.max(_do.c.price)).where(book, _do.c.side == "Buy").scalar_subquery(),
+        )
+        ask = func.least(
+            select(func.min(_o.c.price)).where(mine, _o.c.side == "Sell").scalar_subquery(),
+            select(func.min(_do.c.price)).where(book, _do.c.side == "Sell").scalar_subquery(),
+        )
         last = (
             select(_t.c.price)
             .where(_t.c.market_id == market_id)
