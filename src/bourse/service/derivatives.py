@@ -1453,13 +1453,21 @@ class DerivativesService:
         now = self._clock.now()
         async with self._uow() as uow:
             await uow.derivatives.lock_account(account)
+            # What available does not cover comes out of the paying position's own margin (in its
+            # settlement asset, while it is open): the trader pays with money it holds before
+            # the house absorbs anything. The row is locked before the ledger, as a fill does.
+            current = await uow.derivatives.get_position(position.position_id, for_update=True)
+            payer = (
+                current if current is not None and current.is_open and asset == c.settlement_asset else None
+            )
             available, _ = await uow.derivatives.lock_funds(owner, asset)
-            tx, deficit = settle_payment(
+            tx, from_margin, deficit = settle_payment(
                 owner,
                 asset,
                 amount,
                 available,
                 key,
+                margin=payer.margin if payer is not None else ZERO,
                 kind=kind,
                 details={"marketId": c.market.id, "positionId": position.position_id},
             )
@@ -1477,6 +1485,13 @@ class DerivativesService:
             )
             if not added:
                 return False
+            if payer is not None and from_margin > 0:
+                # The margin bucket went down by ``from_margin`` in ``tx``: so does the position's
+                # margin (the bucket is the sum of the open positions' margin). An existing
+                # position's opening order is kept: the order id given is not written.
+                await uow.derivatives.save_positions(
+                    [replace(payer, margin=payer.margin - from_margin, updated_at=now)], 0
+                )
             if deficit > 0:
                 await record_deficit(
                     uow,
