@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, localcontext
 
 from bourse.domain.positions import (
     EXACT,
@@ -152,3 +152,52 @@ def liquidation_price_cross(
     if price <= 0:
         return None
     return round_half_even(price, spec.price_scale)
+
+
+# --- paying a Cross shortfall with other collateral ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Seizable:
+    """Another selected margin asset of the account: what is available of it, its price in the
+    settlement asset, its margin ratio and its scale."""
+
+    asset_id: AssetId
+    available: Decimal
+    rate: Decimal  # one unit of the asset in the settlement asset
+    ratio: Decimal
+    scale: int
+
+
+@dataclass(frozen=True, slots=True)
+class Seizure:
+    asset_id: AssetId
+    amount: Decimal  # of the asset, at its scale
+    rate: Decimal
+    value: Decimal  # amount * rate, in the settlement asset (exact)
+
+
+def seize(
+    shortfall: Decimal, assets: Sequence[Seizable], settlement_scale: int
+) -> tuple[list[Seizure], Decimal]:
+    """What a Cross loss the settlement asset could not cover (``shortfall`` > 0) takes from the
+    account's other margin assets, and what is left (the deficit, rounded UP to the settlement
+    scale: never understating what the house absorbs). The assets that counted in the level pay
+    for it: highest margin ratio first (ties by asset id); of each ``shortfall / rate`` rounded UP
+    to its scale (the house is not short by a rounding), at most its available."""
+    seized: list[Seizure] = []
+    left = shortfall
+    with localcontext(EXACT):
+        for a in sorted(assets, key=lambda a: (-a.ratio, a.asset_id)):
+            if left <= 0:
+                break
+            if a.rate <= 0 or a.available <= 0:
+                continue
+            amount = min(round_to(left / a.rate, a.scale, ROUND_CEILING), a.available)
+            if amount <= 0:
+                continue
+            value = amount * a.rate
+            seized.append(Seizure(a.asset_id, amount, a.rate, value))
+            left -= value
+    rest = ZERO if left <= 0 else round_to(left, settlement_scale, ROUND_CEILING)
+    return seized, rest

@@ -47,6 +47,9 @@ class AdminNotificationType(StrEnum):
     # A derivative loss (close, funding or swap) larger than the account could pay: the house absorbed
     # the rest (service/derivatives.py, table ``deficits``).
     POSITION_DEFICIT = "PositionDeficit"
+    # A Cross loss the settlement asset could not pay was paid in full by the account's other
+    # margin assets (service/derivatives_fills.py).
+    COLLATERAL_SEIZED = "CollateralSeized"
 
 
 class PriceCondition(StrEnum):

@@ -22,15 +22,18 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, localcontext
 
 from bourse.domain.audit import AuditAction, AuditEntry
-from bourse.domain.errors import InsufficientFunds, InvalidInput, InvariantViolation
+from bourse.domain.errors import Conflict, InsufficientFunds, InvalidInput, InvariantViolation
 from bourse.domain.fees import CommissionRule
-from bourse.domain.ledger import account_owner
+from bourse.domain.ledger import HOUSE, Bucket, LedgerTransaction, Posting, account_owner
+from bourse.domain.margin import Seizable, seize
 from bourse.domain.notifications import AdminNotificationType, admin_notification
 from bourse.domain.orders import OrderStatus, Side
 from bourse.domain.positions import (
     EXACT,
+    ONE,
     ZERO,
     AccountKind,
+    MarginType,
     Position,
     PositionSide,
     apply_fill,
@@ -50,11 +53,12 @@ from bourse.domain.triggers import (
     trigger_values,
     validate_trailing_rate,
 )
-from bourse.domain.values import AccountId
+from bourse.domain.values import AccountId, AssetId
 from bourse.service import hedging
 from bourse.service.context import RequestMeta
-from bourse.service.derivatives_context import Contract, Rates
+from bourse.service.derivatives_context import Contract, Rates, selected_assets
 from bourse.service.derivatives_records import (
+    CollateralSeizure,
     Deficit,
     DeficitKind,
     DerivativeOrder,
@@ -157,8 +161,9 @@ async def execute(
     meta: RequestMeta | None = None,
     close_only_market: bool = False,
 ) -> DerivativeOrder:
-    """Fill ``order`` (all its lots) at ``fill``; the order as it stands after (Filled, or
-    Rejected/Cancelled with the reason). The caller writes the order row and commits."""
+    """Fill ``order`` (all its lots; a reduce-only close at most the position's lots now) at
+    ``fill``; the order as it stands after (Filled, or Rejected/Cancelled with the reason; a close
+    whose position is gone: PositionClosed). The caller writes the order row and commits."""
     account: AccountId = order.account_id
     spec = c.spec
     owner = account_owner(account)
@@ -166,7 +171,12 @@ async def execute(
     before = {p.position_id: p for p in positions}
     close_id = order.position_id if order.reduce_only else None
     if close_id is not None and close_id not in before:
-        return reject(order, DerivativeReject.INVALID_QUANTITY, now)
+        return reject(order, DerivativeReject.POSITION_CLOSED, now)
+    lots = order.lots
+    if close_id is not None and before[close_id].lots < lots:
+        # A close sized when it was placed (a stop loss's resting limit close) whose position was
+        # partly closed since: it closes what is left, so the rest of the position keeps its stop.
+        lots = before[close_id].lots
     if close_only_market and close_id is None and not _reduces(kind, positions, order):
         return reject(order, DerivativeReject.MARKET_CLOSE_ONLY, now)
 
@@ -182,7 +192,7 @@ async def execute(
             return reject(order, DerivativeReject.INVALID_TRIGGER, now)
 
     available, _ = await uow.derivatives.lock_funds(owner, spec.settlement_asset)
-    fee = derivative_fee(rule, notional(price, order.lots, spec), order.lots, spec.settlement_scale)
+    fee = derivative_fee(rule, notional(price, lots, spec), lots, spec.settlement_scale)
     new_id = await uow.derivatives.new_position_id()
     try:
         result = apply_fill(
@@ -190,7 +200,7 @@ async def execute(
             spec=spec,
             positions=positions,
             side=order.side,
-            lots=order.lots,
+            lots=lots,
             price=price,
             leverage=order.leverage,
             margin_type=order.margin_type,
@@ -264,9 +274,10 @@ async def execute(
             ),
             actor=actor,
             meta=meta,
+            root=rates.root,
         )
 
-    base = spec.base(order.lots)
+    base = spec.base(lots)
     with localcontext(EXACT):
         quote_amount = price * base
     # A-book: the house's side of this fill is hedged at a venue if the market says so (an outbox
@@ -366,20 +377,58 @@ def _with_fee(e: PositionExecution, fee: Decimal) -> PositionExecution:
     return replace(e, fee=fee)
 
 
-async def record_deficit(uow: UnitOfWork, deficit: Deficit, *, actor: str, meta: RequestMeta | None) -> None:
-    """The unpaid loss: its row, an audit entry and one admin notification (``PositionDeficit``),
-    all in the caller's unit of work; a business key seen before writes nothing."""
-    if not await uow.derivatives.add_deficit(deficit):
-        return
-    details = {
+SEIZURE_KIND = "position.collateral_seizure"
+SEIZURE_TITLE = "Collateral seized for a position loss"
+
+
+async def record_deficit(
+    uow: UnitOfWork,
+    deficit: Deficit,
+    *,
+    actor: str,
+    meta: RequestMeta | None,
+    root: AssetId | None = None,
+) -> None:
+    """A loss the account could not pay in the settlement asset, in the caller's unit of work.
+
+    A Cross position's loss is owed by the whole account: its other selected margin assets (that
+    counted in its margin level) pay first (``_seize``: one ledger transaction, asset available ->
+    ``sys:house``, a ``collateral_seizures`` row each). Only the rest is a deficit: its row, an
+    audit entry. Staff get one admin notification: ``PositionDeficit`` (naming any seizure) when
+    something is left to the house, else ``CollateralSeized``. A business key seen before writes
+    nothing. ``root``: the platform's root asset (selected as margin unless unselected); without
+    it only explicitly selected assets are seized."""
+    seized = await _seize(uow, deficit, root, actor, meta)
+    if seized is None:
+        return  # done before
+    rest = deficit.amount if not seized else seized[-1][1]
+    seizures = [s for s, _ in seized]
+    details: dict[str, object] = {
         "accountId": deficit.account_id,
         "marketId": deficit.market_id,
         "positionId": deficit.position_id,
         "orderId": None if deficit.order_id is None else str(deficit.order_id),
         "assetId": deficit.asset,
-        "amount": format(deficit.amount.normalize(), "f"),
+        "amount": format(rest.normalize(), "f"),
         "kind": deficit.kind.value,
+        "seized": [{"assetId": s.asset, "amount": format(s.amount.normalize(), "f")} for s in seizures],
     }
+    took = "; ".join(f"{format(s.amount.normalize(), 'f')} {s.asset}" for s in seizures)
+    if rest <= 0:
+        await uow.notifications.add_admin(
+            admin_notification(
+                AdminNotificationType.COLLATERAL_SEIZED,
+                SEIZURE_TITLE,
+                f"Account {deficit.account_id} could not pay a {deficit.kind.value.lower()} loss on"
+                f" {deficit.market_id} in {deficit.asset}; {took} of its other margin assets paid it.",
+                details,
+                deficit.created_at,
+                dedupe_key=deficit.business_key,
+            )
+        )
+        return
+    if not await uow.derivatives.add_deficit(replace(deficit, amount=rest)):
+        return
     meta = meta or RequestMeta()
     await uow.audit.append(
         AuditEntry(
@@ -391,14 +440,86 @@ async def record_deficit(uow: UnitOfWork, deficit: Deficit, *, actor: str, meta:
             details,
         )
     )
+    also = f" ({took} of its other margin assets paid part of it)" if seizures else ""
     await uow.notifications.add_admin(
         admin_notification(
             AdminNotificationType.POSITION_DEFICIT,
             DEFICIT_TITLE,
             f"Account {deficit.account_id} could not pay {details['amount']} {deficit.asset} of a"
-            f" {deficit.kind.value.lower()} loss on {deficit.market_id}; the house absorbed it.",
+            f" {deficit.kind.value.lower()} loss on {deficit.market_id}; the house absorbed it{also}.",
             details,
             deficit.created_at,
             dedupe_key=deficit.business_key,
         )
     )
+
+
+async def _seize(
+    uow: UnitOfWork, deficit: Deficit, root: AssetId | None, actor: str, meta: RequestMeta | None
+) -> list[tuple[CollateralSeizure, Decimal]] | None:
+    """The seizures towards a Cross position's ``deficit``, each with what was left after it
+    (empty: nothing seized); None when its ledger transaction was posted before."""
+    if deficit.position_id is None:
+        return []
+    position = await uow.derivatives.get_position(deficit.position_id)
+    if position is None or position.margin_type is not MarginType.CROSS:
+        return []  # an Isolated loss is limited to the position's own margin
+    account, settlement = deficit.account_id, deficit.asset
+    ratios = await uow.derivatives.margin_ratios()
+    selection = await uow.derivatives.margin_selection(account)
+    others = [a for a in selected_assets(root or settlement, selection, ratios) if a != settlement]
+    if not others:
+        return []
+    owner = account_owner(account)
+    rates = Rates(uow, settlement)  # prices in the settlement asset itself
+    candidates = []
+    for asset_id in others:
+        rate = await rates.get(asset_id)
+        asset = await uow.assets.get(asset_id)
+        if rate is None or asset is None:
+            continue  # no price: it never counted in the level either
+        available, _ = await uow.derivatives.lock_funds(owner, asset_id)
+        candidates.append(Seizable(asset_id, available, rate, ratios.get(asset_id, ONE), asset.scale))
+    settlement_asset = await uow.assets.get(settlement)
+    scale = settlement_asset.scale if settlement_asset is not None else 18
+    taken, rest = seize(deficit.amount, candidates, scale)
+    if not taken:
+        return []
+    postings = []
+    for t in taken:
+        postings.append(Posting(owner, t.asset_id, Bucket.AVAILABLE, -t.amount))
+        postings.append(Posting(HOUSE, t.asset_id, Bucket.AVAILABLE, t.amount))
+    tx = LedgerTransaction(
+        kind=SEIZURE_KIND,
+        postings=tuple(postings),
+        business_key=f"seizure:{deficit.business_key}",
+        details={"marketId": deficit.market_id, "positionId": deficit.position_id},
+    )
+    try:
+        tx_id = await post(uow, tx, actor=actor, subject=f"account:{account}", meta=meta)
+    except Conflict:
+        return None
+    out = []
+    left = deficit.amount
+    for t in taken:
+        left = max(ZERO, left - t.value)
+        row = CollateralSeizure(
+            business_key=f"seizure:{deficit.business_key}:{t.asset_id}",
+            account_id=account,
+            market_id=deficit.market_id,
+            kind=deficit.kind,
+            settlement_asset=settlement,
+            asset=t.asset_id,
+            amount=t.amount,
+            rate=t.rate,
+            value=t.value,
+            ledger_tx_id=tx_id,
+            created_at=deficit.created_at,
+            position_id=deficit.position_id,
+            order_id=deficit.order_id,
+        )
+        await uow.derivatives.add_seizure(row)
+        out.append((row, left))
+    # what the domain rounded up to the settlement scale is what stays a deficit
+    out[-1] = (out[-1][0], rest)
+    return out

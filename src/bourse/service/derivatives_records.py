@@ -279,6 +279,25 @@ class Deficit:
 
 
 @dataclass(frozen=True, slots=True)
+class CollateralSeizure:
+    """Another margin asset taken (available -> sys:house) towards a Cross shortfall."""
+
+    business_key: str
+    account_id: AccountId
+    market_id: str
+    kind: DeficitKind
+    settlement_asset: AssetId
+    asset: AssetId
+    amount: Decimal
+    rate: Decimal  # one unit of ``asset`` in the settlement asset
+    value: Decimal  # amount * rate, settlement asset
+    ledger_tx_id: int
+    created_at: datetime
+    position_id: str | None = None
+    order_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class FundingPayment:
     market_id: str
     applied_at: datetime

@@ -95,6 +95,7 @@ from bourse.service.derivatives_records import (
     BookOrderRequest,
     ClosedPositionQuery,
     ClosedPositionRow,
+    CollateralSeizure,
     Deficit,
     DerivativeOrder,
     ExecutionQuery,
@@ -1109,6 +1110,10 @@ class DerivativesRepository(Protocol):
     # what the house absorbs and what the jobs pay
     async def add_deficit(self, deficit: Deficit) -> bool:
         """False (nothing written) when its business key was recorded already."""
+        ...
+
+    async def add_seizure(self, seizure: CollateralSeizure) -> None:
+        """Record collateral taken towards a Cross shortfall (its ledger transaction is posted)."""
         ...
 
     async def add_funding_payment(self, payment: FundingPayment) -> bool:

@@ -41,3 +41,33 @@ async def test_a_resting_stop_loss_limit_close_of_a_closed_position_is_cancelled
         DerivativeReject.POSITION_CLOSED.value,
     )
     assert await container.derivatives.run_dealer_orders() == 0  # final now
+
+
+async def test_a_partial_close_leaves_the_resting_stop_loss_close_for_the_rest(container):
+    market = await make_cfd(container)
+    alice = await hedging_trader(container, "alice", usdt="1000")
+    opened = await place(container, alice, market, "Buy", "2", leverage=10)
+    position_id = opened.order.position_id
+    assert position_id is not None
+    await container.derivatives.set_triggers(
+        alice.principal,
+        alice.account_id,
+        position_id,
+        PositionTriggers(stop_loss=D(97), stop_limit_price=D(98)),
+    )
+    await mark_to(container, market, "96", until=lambda m: m <= 97)
+    (resting,) = await container.derivatives.apply_triggers(position_id)
+    assert (resting.order.status, resting.order.lots) == (OrderStatus.PLACED, D(2))
+
+    await container.derivatives.close(alice.principal, alice.account_id, position_id, D(1))  # 1 of 2 lots
+    await set_price(container, market, "99", "99")  # bid 99 >= limit 98: the stop's close fills
+    assert await container.derivatives.run_dealer_orders() == 1
+
+    order = await container.derivatives.get_order(
+        alice.principal, alice.account_id, str(resting.order.order_id)
+    )
+    # it closed the 1 lot left (at the bid 99), not Cancelled InvalidQuantity
+    assert (order.order.status, order.order.reject_reason) == (OrderStatus.FILLED, None)
+    assert order.order.executed_base == D(1)
+    position = await container.derivatives.position(alice.principal, alice.account_id, position_id)
+    assert position.position.lots == 0

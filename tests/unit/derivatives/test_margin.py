@@ -6,10 +6,12 @@ from datetime import timedelta
 from bourse.domain.margin import (
     Collateral,
     PositionMark,
+    Seizable,
     isolated_level,
     liquidation_price_cross,
     margin_call_due,
     margin_state,
+    seize,
     stop_out_due,
     stop_out_order,
 )
@@ -151,3 +153,25 @@ def test_a_fill_result_feeds_the_margin_bucket():
     assert r.opened is not None
     state = margin_state([usdt("1000")], [(r.opened, SPEC, D("50000"), D(1))])
     assert state.used == r.margin_held == D("150.00")
+
+
+def test_seize_takes_the_highest_ratio_first_rounded_up_and_capped():
+    btc = Seizable(AssetId("BTC"), D("10"), D(100), D("0.9"), 8)
+    eth = Seizable(AssetId("ETH"), D("1"), D(3), D("0.9"), 8)  # same ratio: BTC first by id
+    sol = Seizable(AssetId("SOL"), D("5"), D(7), D("0.95"), 2)
+    # 40.005 short: SOL first (ratio 0.95), all 5 of it (35); then 5.005 / 100 = 0.05005 BTC
+    taken, rest = seize(D("40.005"), [btc, eth, sol], 6)
+    assert [(t.asset_id, t.amount, t.value) for t in taken] == [
+        ("SOL", D("5"), D(35)),
+        ("BTC", D("0.05005000"), D("5.005")),
+    ]
+    assert rest == 0
+    # rounded UP to the asset's scale: 1 / 3 ETH is 0.33333334
+    taken, rest = seize(D(1), [Seizable(AssetId("ETH"), D(1), D(3), D(1), 8)], 6)
+    assert [(t.amount, t.value) for t in taken] == [(D("0.33333334"), D("1.00000002"))]
+    assert rest == 0
+    # not enough: everything available goes, the rest (rounded up to the settlement scale) stays
+    taken, rest = seize(D("10"), [Seizable(AssetId("ETH"), D("1"), D("3.0000001"), D(1), 8)], 6)
+    assert [t.amount for t in taken] == [D(1)]
+    assert rest == D("7.000000")  # 6.9999999 rounded up
+    assert seize(D(5), [], 6) == ([], D(5))

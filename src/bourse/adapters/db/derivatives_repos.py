@@ -29,6 +29,7 @@ from bourse.domain.values import AccountId, AssetId
 from bourse.service.derivatives_records import (
     ClosedPositionQuery,
     ClosedPositionRow,
+    CollateralSeizure,
     Deficit,
     DerivativeOrder,
     ExecutionQuery,
@@ -600,6 +601,25 @@ class SqlDerivativesRepository:
         )
         result = await self._c.execute(stmt.on_conflict_do_nothing(index_elements=["business_key"]))
         return bool(result.rowcount)
+
+    async def add_seizure(self, seizure: CollateralSeizure) -> None:
+        await self._c.execute(
+            insert(dt.collateral_seizures).values(
+                business_key=seizure.business_key,
+                account_id=seizure.account_id,
+                market_id=seizure.market_id,
+                position_id=None if seizure.position_id is None else int(seizure.position_id),
+                order_id=seizure.order_id,
+                kind=seizure.kind.value,
+                settlement_asset=seizure.settlement_asset,
+                asset=seizure.asset,
+                amount=seizure.amount,
+                rate=seizure.rate,
+                value=seizure.value,
+                ledger_tx_id=seizure.ledger_tx_id,
+                created_at=seizure.created_at,
+            )
+        )
 
     async def add_funding_payment(self, payment: FundingPayment) -> bool:
         f = dt.funding_payments

@@ -323,6 +323,31 @@ deficits = Table(
     Index("ix_deficits_created_at", "created_at"),
 )
 
+# Another selected margin asset taken (available -> sys:house) to pay a Cross loss the settlement
+# asset could not cover; ``value`` = amount * rate in the settlement asset (migration 0019).
+collateral_seizures = Table(
+    "collateral_seizures",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("business_key", Text, nullable=False, unique=True),
+    Column("account_id", Text, ForeignKey("accounts.account_id"), nullable=False),
+    Column("market_id", Text, nullable=False),
+    Column("position_id", BigInteger),
+    Column("order_id", BigInteger),
+    Column("kind", Text, nullable=False),
+    Column("settlement_asset", Text, ForeignKey("assets.id"), nullable=False),
+    Column("asset", Text, ForeignKey("assets.id"), nullable=False),
+    Column("amount", MONEY, nullable=False),
+    Column("rate", MONEY, nullable=False),
+    Column("value", MONEY, nullable=False),
+    Column("ledger_tx_id", BigInteger, nullable=False),
+    _ts("created_at"),
+    CheckConstraint("amount > 0", name="amount"),
+    CheckConstraint("rate > 0", name="rate"),
+    CheckConstraint("kind IN ('Close', 'Funding', 'Swap')", name="kind"),
+    Index("ix_collateral_seizures_account_id_id", "account_id", "id"),
+)
+
 funding_payments = Table(
     "funding_payments",
     metadata,
