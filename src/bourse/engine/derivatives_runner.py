@@ -36,10 +36,11 @@ from bourse.domain.positions import AccountKind, Position
 from bourse.domain.trading import BatchWrite, Checkpoint
 from bourse.domain.values import AccountId, AssetId, format_decimal
 from bourse.engine.commands import FeeTermsCache, Noop, RunnerSettings
-from bourse.engine.derivatives_tick import DerivativeTick, resting_order
+from bourse.engine.derivatives_tick import DerivativeTick, is_waiting_stop, resting_order
 from bourse.engine.digest import BookDigest
 from bourse.engine.runner import MARKET_REFRESH_SECONDS, MarketRunner
 from bourse.service.derivatives_context import Contract, Rates, contract_of
+from bourse.service.derivatives_events import Changes, publish
 from bourse.service.derivatives_fills import record_deficit
 from bourse.service.derivatives_records import BookOrderRequest, DerivativeOrder
 from bourse.service.ports import Clock, EventBus, UnitOfWork, UnitOfWorkFactory
@@ -117,7 +118,8 @@ class DerivativeMarketRunner(MarketRunner):
         now_ms: int,
     ) -> None:
         spec = c.market.spec()
-        resting = tuple(resting_order(o, c) for o in orders)
+        # Waiting stops are the runner's, not the engine's: they enter the engine when they activate.
+        resting = tuple(resting_order(o, c) for o in orders if not is_waiting_stop(o))
         state = EngineState(
             resting,
             (),
@@ -195,6 +197,8 @@ class DerivativeMarketRunner(MarketRunner):
             ids, available = await uow.trading.prepare(len(places), keys)
             tick.available = {k: available.get(k, Decimal(0)) for k in keys}
             tick.apply(self.engine.on_time(now_ms))
+            tick.expire_stops()
+            tick.run_stops()
             order_ids = {i: oid for (i, _), oid in zip(places, ids, strict=True)}
             rules = await self._rules(uow, sorted({r.account_id for _, r in places}), market)
             first: dict[tuple[str, str], int] = {}
@@ -238,7 +242,7 @@ class DerivativeMarketRunner(MarketRunner):
         self._force_checkpoint = False
         self.order_seq, self.trade_seq = tick.order_seq, tick.trade_seq
         for order_id, order in tick.touched.items():
-            if order.is_live and order.engine_seq is not None:
+            if order.is_live and (order.engine_seq is not None or is_waiting_stop(order)):
                 self.live[order_id] = order
             else:
                 self.live.pop(order_id, None)
@@ -260,6 +264,7 @@ class DerivativeMarketRunner(MarketRunner):
                 self._stop(f"market {self.market_id}: the running digest drifted from the book")
         self._answer_all(batch, results, tick)
         self._publish_book(tick, market, trade_ids, now_ms)
+        publish(self._bus, now, account_changes(tick))
 
     async def _read_kinds(self, uow: UnitOfWork, accounts: list[AccountId]) -> None:
         for account in accounts:
@@ -402,6 +407,29 @@ class DerivativeMarketRunner(MarketRunner):
                     "ts": ts,
                 },
             )
+
+
+def account_changes(tick: DerivativeTick) -> list[Changes]:
+    """What the committed tick changed per account, as the derivatives service tells the bus
+    (``service/derivatives_events.py``): its orders (placed, filled, cancelled, rejected, expired,
+    activated), its positions, and the settlement asset's balances when money of it moved."""
+    out: dict[AccountId, Changes] = {}
+
+    def of(account: AccountId) -> Changes:
+        return out.setdefault(account, Changes(account))
+
+    for order in tick.touched.values():
+        of(order.account_id).order_ids.append(order.order_id)
+    for position in tick.changed_positions.values():
+        of(position.account_id).position_ids.append(position.position_id)
+    owners = {account_owner(a): a for a in out}
+    txs, _ = tick.ledger_transactions()
+    for tx in txs:
+        for p in tx.postings:
+            account = owners.get(p.owner)
+            if account is not None and p.asset not in out[account].assets:
+                out[account].assets.append(p.asset)
+    return list(out.values())
 
 
 def _conflict(client_order_id: str, order_id: int | None) -> IdempotencyConflict:

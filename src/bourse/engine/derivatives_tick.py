@@ -40,9 +40,19 @@ from bourse.domain.fees import CfdFee, CommissionRule, FeeType
 from bourse.domain.ledger import Bucket, LedgerTransaction, Posting, account_owner
 from bourse.domain.matching import CancelOrder, EventKind, MatchingEngine, PlaceOrder, RawEvent, RestingOrder
 from bourse.domain.matching.commands import GTC_LIMIT, OrderTerms
-from bourse.domain.matching.spec import MarketStatus
+from bourse.domain.matching.spec import MarketSpec, MarketStatus
 from bourse.domain.order_requests import to_millis
-from bourse.domain.orders import OrderEvent, OrderId, OrderStatus, OrderType, Side, TimeInForce, transition
+from bourse.domain.orders import (
+    OrderEvent,
+    OrderId,
+    OrderStatus,
+    OrderType,
+    Side,
+    StopStatus,
+    TimeInForce,
+    stop_transition,
+    transition,
+)
 from bourse.domain.positions import (
     EXACT,
     FILL_KIND,
@@ -78,6 +88,8 @@ _FILLED = EventKind.FILLED
 _CANCELLED = EventKind.CANCELLED
 _EXPIRED = EventKind.EXPIRED
 _CANCEL_REJECTED = EventKind.CANCEL_REJECTED
+_AT_MARKET = (OrderType.MARKET, OrderType.STOP)
+_STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
 
 TRADE_KIND = FILL_KIND
 NEW_PREFIX = "new:"
@@ -105,7 +117,7 @@ def engine_command(order: DerivativeOrder, c: Contract) -> PlaceOrder:
     price = None if order.price is None else spec.price_to_ticks(order.price, "requestedPrice")
     oid = OrderId(order.order_id)
     tif = order.time_in_force
-    if order.type is OrderType.MARKET:
+    if order.type in _AT_MARKET:  # a Stop order is a Market order once activated
         terms = OrderTerms(
             OrderType.MARKET,
             TimeInForce.FOK if tif is TimeInForce.FOK else TimeInForce.IOC,
@@ -121,8 +133,13 @@ def engine_command(order: DerivativeOrder, c: Contract) -> PlaceOrder:
         if tif is TimeInForce.GTD and order.cancellation_date is not None
         else None
     )
-    terms = OrderTerms(order.type, tif, order.post_only, None, expire_at)
+    terms = OrderTerms(OrderType.LIMIT, tif, order.post_only, None, expire_at)
     return PlaceOrder(oid, order.account_id, order.side, qty, price, None, terms)
+
+
+def is_waiting_stop(order: DerivativeOrder) -> bool:
+    """A Stop/StopLimit book order not activated yet: held by the runner, not in the engine."""
+    return order.is_live and order.stop_status is StopStatus.WAITING_FOR_ACTIVATION
 
 
 def resting_order(order: DerivativeOrder, c: Contract) -> RestingOrder:
@@ -245,7 +262,7 @@ class DerivativeTick:
         kind: AccountKind,
         fingerprint: bytes | None,
     ) -> DerivativeOrder:
-        c, engine, req = self.c, self.engine, cmd.request
+        c, req = self.c, cmd.request
         fee_type, fee_size = fee_terms(rule)
         order = DerivativeOrder(
             order_id=order_id,
@@ -263,6 +280,7 @@ class DerivativeTick:
             created_at=self.now,
             updated_at=self.now,
             price=req.price,
+            activation_price=req.activation_price if req.type in _STOPS else None,
             position_id=cmd.close_position_id,
             reduce_only=cmd.close_position_id is not None,
             source=cmd.source,
@@ -283,37 +301,203 @@ class DerivativeTick:
         status = self.market.status
         if status is MarketStatus.HALTED:
             return self._reject(order, DerivativeReject.MARKET_HALTED.value)
+        if not cmd.preempt:  # the platform's closes must close, wherever the book stands
+            refused = self._market_checks(order)
+            if refused is not None:
+                return self._reject(order, refused.value)
         if cmd.preempt and cmd.close_position_id is not None:
             self._preempt(cmd.account_id, cmd.close_position_id, kind)
             order = self.order(order_id)
+        if order.type in _STOPS:
+            self._wait(order, kind)
+        else:
+            self._enter(order, kind)
+        self.run_stops()
+        return self.order(order_id)
+
+    def _market_checks(self, order: DerivativeOrder) -> DerivativeReject | None:
+        """Spot's price checks (``domain.trading.check_order``) on a book order: a Limit price
+        farther from the last trade price than the market's ``priceDeviation`` (0: off), and a
+        quote amount (price x base amount, the price being the limit, else the activation price,
+        else the last trade price) below the market's ``minQuoteAmount``."""
+        m, spec = self.market, self.market.spec()
+        last = None if self.engine.last_price is None else spec.ticks_to_price(self.engine.last_price)
+        with localcontext(EXACT):
+            if (
+                order.type is OrderType.LIMIT
+                and order.price is not None
+                and last is not None
+                and m.price_deviation > 0
+                and abs(order.price - last) > last * m.price_deviation
+            ):
+                return DerivativeReject.PRICE_DEVIATION
+            reference = order.price if order.price is not None else order.activation_price or last
+            if (
+                m.min_quote_amount is not None
+                and reference is not None
+                and reference * self.c.spec.base(order.lots) < m.min_quote_amount
+            ):
+                return DerivativeReject.QUOTE_AMOUNT_BELOW_MINIMUM
+        return None
+
+    def _enter(self, order: DerivativeOrder, kind: AccountKind) -> None:
+        """Classify, hold and send to the engine a new order or an activated stop (whose waiting
+        hold, if any, is this tick's ``hold_index`` entry or ``locked_remaining``: replaced)."""
+        order_id = order.order_id
         reason, opening, order = self._classify(order, kind)
         if reason is not None:
-            return self._reject(order, reason.value)
-        if status is MarketStatus.CLOSE_ONLY and not order.reduce_only:
-            return self._reject(order, DerivativeReject.MARKET_CLOSE_ONLY.value)
+            return self._refuse(order, reason.value)
+        if self.market.status is MarketStatus.CLOSE_ONLY and not order.reduce_only:
+            return self._refuse(order, DerivativeReject.MARKET_CLOSE_ONLY.value)
         if order.post_only and (
-            order.type is OrderType.MARKET or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
+            order.type in _AT_MARKET or order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
         ):
-            return self._reject(order, DerivativeReject.INVALID_TIME_IN_FORCE.value)
+            return self._refuse(order, DerivativeReject.INVALID_TIME_IN_FORCE.value)
         reserve = self._reserve(order)
         if reserve is None:
-            return self._reject(order, DerivativeReject.NO_REFERENCE_PRICE.value)
+            return self._refuse(order, DerivativeReject.NO_REFERENCE_PRICE.value)
         try:
-            command = engine_command(order, c)
+            command = engine_command(order, self.c)
         except InvalidInput as e:
-            return self._reject(order, e.details.get("reason", DerivativeReject.INVALID_PRICE.value))
+            return self._refuse(order, e.details.get("reason", DerivativeReject.INVALID_PRICE.value))
         hold = self._hold(order, reserve, opening)
+        if not self._take_hold(order, hold):
+            return self._refuse(order, DerivativeReject.INSUFFICIENT_MARGIN.value)
+        self._set(self.order(order_id).but(reserve_price=reserve))
+        self.apply(self.engine.place(command))
+
+    def _take_hold(self, order: DerivativeOrder, hold: Decimal) -> bool:
+        """Hold ``hold`` for ``order`` (``available -> locked``). A waiting stop's hold is replaced:
+        one taken in this tick is rewritten, one committed earlier is topped up or partly released
+        (one transaction for the difference). False, nothing changed, if the account cannot pay."""
         key = (account_owner(order.account_id), self.asset)
         have = self.available.get(key, ZERO)
-        if have < hold:
-            return self._reject(order, DerivativeReject.INSUFFICIENT_MARGIN.value)
-        self.available[key] = have - hold
-        order = self._set(order.but(reserve_price=reserve, locked_amount=hold, locked_remaining=hold))
-        if hold > 0:
-            self.hold_index[order_id] = self.hold_tx[order_id] = len(self.ledger)
-            self.ledger.append(_hold_tx(order, self.asset))
-        self.apply(engine.place(command))
-        return self.order(order_id)
+        index = self.hold_index.get(order.order_id)
+        before = order.locked_remaining
+        if have + before < hold:
+            return False
+        self.available[key] = have + before - hold
+        order = self._set(order.but(locked_amount=hold, locked_remaining=hold))
+        if index is not None:  # held in this tick: the hold is rewritten (or dropped)
+            if hold > 0:
+                self.ledger[index] = _hold_tx(order, self.asset)
+            else:
+                self.ledger[index] = None
+                self.hold_index.pop(order.order_id)
+                self.hold_tx.pop(order.order_id, None)
+        elif before == 0:
+            if hold > 0:
+                self.hold_index[order.order_id] = self.hold_tx[order.order_id] = len(self.ledger)
+                self.ledger.append(_hold_tx(order, self.asset))
+        elif before != hold:  # a committed stop's hold: one transaction for the difference
+            self.ledger.append(_hold_tx(order, self.asset, hold - before, "activation"))
+        return True
+
+    def _refuse(self, order: DerivativeOrder, reason: str) -> None:
+        """Reject an order before the engine saw it; an activated stop gives its hold back."""
+        order = self._set(
+            order.but(
+                status=transition(order.status, OrderEvent.REJECT), reject_reason=reason, updated_at=self.now
+            )
+        )
+        if order.locked_remaining > 0 or order.order_id in self.hold_index:
+            self._set(self._finish(order))
+
+    # --- stop orders ---------------------------------------------------------------------------
+
+    def _wait(self, order: DerivativeOrder, kind: AccountKind) -> None:
+        """A new Stop/StopLimit order: checked, held as an order that may open (it is classified
+        again when it activates), and kept by the runner until the last trade price reaches it."""
+        reason, _, _ = self._classify(order, kind)
+        if reason is not None:
+            return self._refuse(order, reason.value)
+        spec = self.market.spec()
+        if order.activation_price is None:
+            return self._refuse(order, DerivativeReject.INVALID_STOP_PRICE.value)
+        try:
+            spec.price_to_ticks(order.activation_price, "activationPrice")
+        except InvalidInput:
+            return self._refuse(order, DerivativeReject.INVALID_STOP_PRICE.value)
+        if order.post_only and order.type is OrderType.STOP:
+            return self._refuse(order, DerivativeReject.INVALID_TIME_IN_FORCE.value)
+        try:
+            engine_command(order, self.c)
+        except InvalidInput as e:
+            return self._refuse(order, e.details.get("reason", DerivativeReject.INVALID_PRICE.value))
+        reserve = self._stop_reserve(order)
+        if not self._take_hold(order, self._hold(order, reserve, True)):
+            return self._refuse(order, DerivativeReject.INSUFFICIENT_MARGIN.value)
+        self._set(
+            self.order(order.order_id).but(
+                reserve_price=reserve, stop_status=stop_transition(None, OrderEvent.ACCEPT)
+            )
+        )
+
+    def _stop_reserve(self, order: DerivativeOrder) -> Decimal:
+        """The price a waiting stop holds at: what its activation would reserve if the book stood
+        at the stop price (a buy Stop: the band above it; a buy StopLimit: its limit; a sell: its
+        limit or stop, or the best bid when higher). Re-sized when it activates."""
+        spec = self.market.spec()
+        assert order.activation_price is not None
+        if order.side is Side.BUY:
+            if order.type is OrderType.STOP:
+                stop = spec.price_to_ticks(order.activation_price)
+                return spec.ticks_to_price(spec.engine_rules().band_bounds(stop)[1])
+            assert order.price is not None
+            return order.price
+        bids, _ = self.engine.depth(1)
+        own = (
+            order.price
+            if order.type is OrderType.STOP_LIMIT and order.price is not None
+            else order.activation_price
+        )
+        return own if not bids else max(own, spec.ticks_to_price(bids[0][0]))
+
+    def waiting_stops(self) -> list[DerivativeOrder]:
+        merged = {**self.live, **self.touched}
+        return sorted((o for o in merged.values() if is_waiting_stop(o)), key=lambda o: o.order_id)
+
+    def run_stops(self) -> None:
+        """Activate every waiting stop the last trade price has reached (buy: last >= stop; sell:
+        last <= stop), oldest first, until none is due; an activation's own trades may reach more."""
+        if self.market.status is MarketStatus.HALTED:
+            return
+        spec = self.market.spec()
+        while True:
+            last = self.engine.last_price
+            if last is None:
+                return
+            due = [o for o in self.waiting_stops() if _reached(o, last, spec)]
+            if not due:
+                return
+            order = due[0]
+            order = self._set(
+                order.but(
+                    stop_status=stop_transition(order.stop_status, OrderEvent.TRIGGER),
+                    status=transition(order.status, OrderEvent.TRIGGER),
+                    updated_at=self.now,
+                )
+            )
+            self._enter(order, self.kinds.get(order.account_id, AccountKind.HEDGING))
+
+    def expire_stops(self) -> None:
+        """Gtd waiting stops whose time has come (the engine, which expires resting orders, never
+        saw them)."""
+        for order in self.waiting_stops():
+            if (
+                order.time_in_force is TimeInForce.GTD
+                and order.cancellation_date is not None
+                and order.cancellation_date <= self.now
+            ):
+                self._end_stop(order, OrderEvent.EXPIRE)
+
+    def _end_stop(self, order: DerivativeOrder, event: OrderEvent) -> DerivativeOrder:
+        order = order.but(
+            status=transition(order.status, event),
+            stop_status=stop_transition(order.stop_status, event),
+            updated_at=self.now,
+        )
+        return self._set(self._finish(order))
 
     def _reject(self, order: DerivativeOrder, reason: str) -> DerivativeOrder:
         return self._set(order.but(status=OrderStatus.REJECTED, reject_reason=reason, updated_at=self.now))
@@ -386,14 +570,14 @@ class DerivativeTick:
         spec = self.market.spec()
         last = self.engine.last_price
         if order.side is Side.BUY:
-            if order.type is OrderType.MARKET:
+            if order.type in _AT_MARKET:
                 if last is None:
                     return None
                 return spec.ticks_to_price(spec.engine_rules().band_bounds(last)[1])
             return order.price
         bids, _ = self.engine.depth(1)
         best = spec.ticks_to_price(bids[0][0]) if bids else None
-        if order.type is OrderType.MARKET:
+        if order.type in _AT_MARKET:
             return best if best is not None else self.market.tick_size
         assert order.price is not None
         return order.price if best is None else max(order.price, best)
@@ -412,7 +596,11 @@ class DerivativeTick:
 
     def cancel(self, account_id: AccountId, order_id: int) -> DerivativeOrder | None:
         order = self.find(order_id)
-        if order is None or not order.is_live or order.account_id != account_id or order.engine_seq is None:
+        if order is None or not order.is_live or order.account_id != account_id:
+            return None
+        if is_waiting_stop(order):
+            return self._end_stop(order, OrderEvent.CANCEL)
+        if order.engine_seq is None:
             return None
         events = self.engine.cancel(CancelOrder(OrderId(order_id), account_id))
         if events and events[0][0] is _CANCEL_REJECTED:
@@ -830,17 +1018,30 @@ class DerivativeTick:
         return bool(self.touched or self.trades)
 
 
-def _hold_tx(order: DerivativeOrder, asset: AssetId) -> LedgerTransaction:
+def _hold_tx(
+    order: DerivativeOrder, asset: AssetId, amount: Decimal | None = None, step: str = "hold"
+) -> LedgerTransaction:
+    """``available -> locked`` of the order's hold (or of ``amount``: an activated stop's
+    difference, negative when it holds less than while waiting)."""
     owner = account_owner(order.account_id)
+    amount = order.locked_amount if amount is None else amount
     return LedgerTransaction(
-        kind=HOLD_KIND,
+        kind=HOLD_KIND if amount > 0 else RELEASE_KIND,
         postings=(
-            Posting(owner, asset, Bucket.AVAILABLE, -order.locked_amount),
-            Posting(owner, asset, Bucket.LOCKED, order.locked_amount),
+            Posting(owner, asset, Bucket.AVAILABLE, -amount),
+            Posting(owner, asset, Bucket.LOCKED, amount),
         ),
-        business_key=f"derivative:{order.order_id}:hold",
+        business_key=f"derivative:{order.order_id}:{step}",
         details={"orderId": order.order_id, "marketId": order.market_id},
     )
+
+
+def _reached(order: DerivativeOrder, last: int, spec: MarketSpec) -> bool:
+    """A waiting stop's activation price is reached by the last trade price (in ticks)."""
+    if order.activation_price is None:
+        raise InvariantViolation("a stop order without an activation price", order_id=order.order_id)
+    stop = spec.price_to_ticks(order.activation_price)
+    return last >= stop if order.side is Side.BUY else last <= stop
 
 
 def _after(available: Decimal, tx: LedgerTransaction, owner: str, asset: AssetId) -> Decimal:

@@ -89,7 +89,7 @@ from bourse.domain.triggers import (
 from bourse.domain.values import AccountId, AssetId, UserId, format_decimal
 from bourse.service.accounts import AccountService
 from bourse.service.context import RequestMeta
-from bourse.service.derivatives_book import close_in_book, closed_something, place_in_book
+from bourse.service.derivatives_book import book_price, close_in_book, closed_something, place_in_book
 from bourse.service.derivatives_context import (
     DERIVATIVE_TYPES,
     Contract,
@@ -114,7 +114,6 @@ from bourse.service.derivatives_records import (
     DerivativeOrder,
     DerivativeOrderRequest,
     DerivativeReject,
-    ExecutionModeUnsupported,
     ExecutionQuery,
     FeeAssetMismatch,
     FundingPayment,
@@ -306,15 +305,6 @@ class DerivativesService:
 
     # --- reading around an order -------------------------------------------------------------
 
-    async def _dealer(self, market: Market) -> None:
-        """Refuse a market this wave cannot trade: order-book derivatives."""
-        settings = await self._pricing.settings(market.id)
-        if settings is not None and settings.execution_mode is ExecutionMode.ORDER_BOOK:
-            raise ExecutionModeUnsupported(
-                f"market {market.id} executes on the order book; only Dealer derivative markets trade yet",
-                marketId=market.id,
-            )
-
     async def _order_book(self, market: Market) -> bool:
         settings = await self._pricing.settings(market.id)
         return settings is not None and settings.execution_mode is ExecutionMode.ORDER_BOOK
@@ -368,13 +358,15 @@ class DerivativesService:
             self._product(c.market, product)
             rules = await uow.commissions.rules_for_account(account)
             record = await uow.accounts.get(account)
-        await self._dealer(c.market)
         rule = self._rule(rules, c)
         assert record is not None
         check_lots(c.spec, request.lots)
         leverage = resolve_leverage(c.spec, request.leverage)
         if request.price is not None:
             price = request.price
+        elif await self._order_book(c.market):
+            async with self._uow() as uow:
+                price = await book_price(uow, c.market.id, request.side)  # PriceUnavailable: 400
         else:
             quote = await self._pricing.dealer_quote(c.market.id)  # PriceUnavailable: 400
             price = FillPrice.of(quote, request.side).price
@@ -784,7 +776,7 @@ class DerivativesService:
         """Cancel an order resting in an OrderBook market's book: through its runner."""
         if order.account_id != account:
             raise NotFound(f"order {order.order_id} not found", field="orderId")
-        if stop_only:
+        if stop_only and order.stop_status is not StopStatus.WAITING_FOR_ACTIVATION:
             raise NotFound(f"stop order {order.order_id} not found", field="stopOrderId")
         book = self._book
         cancelled = None

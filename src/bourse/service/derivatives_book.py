@@ -15,8 +15,9 @@ from decimal import Decimal
 
 from bourse.domain.errors import InvalidInput
 from bourse.domain.markets import Market
-from bourse.domain.orders import OrderType, TimeInForce
+from bourse.domain.orders import OrderType, Side, TimeInForce
 from bourse.domain.positions import AccountKind, CloseReason, Position, resolve_leverage
+from bourse.domain.pricing import PriceUnavailable
 from bourse.domain.values import AccountId
 from bourse.service.derivatives_context import Contract
 from bourse.service.derivatives_records import (
@@ -27,7 +28,7 @@ from bourse.service.derivatives_records import (
     ExecutionModeUnsupported,
     OrderSource,
 )
-from bourse.service.ports import DerivativeBook
+from bourse.service.ports import DerivativeBook, UnitOfWork
 
 SOURCE_OF = {
     CloseReason.TRADER: OrderSource.MANUAL,
@@ -36,6 +37,22 @@ SOURCE_OF = {
     CloseReason.TRAILING_STOP: OrderSource.TRAILING_STOP,
     CloseReason.STOP_OUT: OrderSource.STOP_OUT,
 }
+
+
+async def book_price(uow: UnitOfWork, market_id: str, side: Side) -> Decimal:
+    """The price a Market order would meet in the book now (order-data previews): the best
+    opposite order (a buy the best ask, a sell the best bid), else the last trade; none of them:
+    PriceUnavailable. Read from the committed book, so it may lag the runner by one batch."""
+    bid, ask, last = await uow.pricing.book_top(market_id)
+    price = ask if side is Side.BUY else bid
+    if price is None:
+        price = last
+    if price is None:
+        raise PriceUnavailable(
+            f"market {market_id} has no order on the other side of the book and no trade yet",
+            marketId=market_id,
+        )
+    return Decimal(price)
 
 
 def need_book(book: DerivativeBook | None, market: Market) -> DerivativeBook:
@@ -58,10 +75,6 @@ async def place_in_book(
     """Send a new order to the market's runner; the order as committed (possibly Rejected).
     A netting order without a leverage trades at its open position's."""
     runner = need_book(book, c.market)
-    if request.type in (OrderType.STOP, OrderType.STOP_LIMIT):
-        raise ExecutionModeUnsupported(
-            f"stop orders on the order-book market {c.market.id} are not supported yet", marketId=c.market.id
-        )
     leverage = request.leverage
     mine = [p for p in positions if p.is_open and p.market_id == c.market.id]
     if leverage is None and kind is AccountKind.NETTING and mine:

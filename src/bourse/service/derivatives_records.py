@@ -39,6 +39,8 @@ class DerivativeReject(StrEnum):
     INVALID_LEVERAGE = "InvalidLeverage"
     INVALID_QUANTITY = "InvalidQuantity"  # lots off the lot step
     AMOUNT_BELOW_MINIMUM = "AmountBelowMinimum"  # below minLotAmount
+    QUOTE_AMOUNT_BELOW_MINIMUM = "QuoteAmountBelowMinimum"  # OrderBook: price x base below minQuoteAmount
+    PRICE_DEVIATION = "PriceDeviation"  # OrderBook: a limit price too far from the last trade price
     AMOUNT_ABOVE_MAXIMUM = "AmountAboveMaximum"  # above maxLotAmount
     INVALID_PRICE = "InvalidPrice"  # off the tick
     INVALID_STOP_PRICE = "InvalidStopPrice"
