@@ -23,7 +23,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any, TypeVar
 
-from bourse.domain.errors import BusinessRejection, InvalidInput
+from bourse.domain.errors import BusinessRejection, Conflict, InvalidInput
 from bourse.domain.ledger import MAX_SCALE
 from bourse.domain.markets import Market, MarketType
 from bourse.domain.notifications import AdminNotificationType, NewAdminNotification, admin_notification
@@ -39,6 +39,7 @@ __all__ = [
     "PRICING_ACTOR",
     "DealerQuote",
     "ExecutionMode",
+    "ExecutionModeInUse",
     "FundingPage",
     "FundingQuery",
     "FundingRate",
@@ -100,6 +101,14 @@ class PriceUnavailable(BusinessRejection):
     """The market has no fresh price to deal at (no source, never read, or stale)."""
 
     code = "price_unavailable"
+
+
+class ExecutionModeInUse(Conflict):
+    """The execution mode of a market with live derivative orders or open positions cannot change:
+    its orders and positions belong to the mode's executor (the dealer job, or the market's
+    engine runner, which keeps the book and the positions in memory)."""
+
+    code = "execution_mode_in_use"
 
 
 # --- settings ----------------------------------------------------------------------------------

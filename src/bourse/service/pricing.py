@@ -43,6 +43,7 @@ from bourse.domain.pricing import (
     PRICING_ACTOR,
     DealerQuote,
     ExecutionMode,
+    ExecutionModeInUse,
     FundingPage,
     FundingQuery,
     FundingRate,
@@ -194,6 +195,10 @@ class PricingService:
             settings = parse_pricing_settings(market, body, truncate_millis(now))
             await self._check_source(uow, settings)
             before = await uow.pricing.get_settings(market_id)
+            if (
+                before.execution_mode if before is not None else ExecutionMode.DEALER
+            ) != settings.execution_mode:
+                await _mode_free(uow, market_id)
             await uow.pricing.put_settings(settings)
             if before is None or before.source != settings.source:
                 # A quote of the old source is never dealt at; the new one has its staleness limit
@@ -533,6 +538,26 @@ class PricingService:
 
 # Moments recorded per market per tick at most (a pricing job down for months records the latest).
 MARK_MOMENTS_PER_TICK = 1000
+
+
+async def _mode_free(uow: UnitOfWork, market_id: str) -> None:
+    """Refuse a change of execution mode while the market has live derivative orders (resting,
+    waiting stops, in the book or with the dealer) or open positions: the current mode's executor
+    owns them. An order in flight at this very moment may still land: halt the market first."""
+    orders = len(await uow.derivatives.live_orders(market_id)) + len(
+        await uow.derivatives.book_orders(market_id)
+    )
+    positions = len(await uow.derivatives.market_positions(market_id))
+    if orders or positions:
+        raise ExecutionModeInUse(
+            f"market {market_id} has {orders} live derivative order(s) and {positions} open position(s):"
+            " its execution mode cannot change until they are cancelled and closed",
+            field="executionMode",
+            liveOrders=orders,
+            openPositions=positions,
+        )
+
+
 _MIDNIGHT = time(0)
 
 
