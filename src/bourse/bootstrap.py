@@ -210,6 +210,9 @@ def build(
         VenueRegistry(clock, paper_quote, ccxt_timeout_seconds=settings.price_feed_timeout_seconds * 2),
         pricing,
     )
+    derivatives = DerivativesService(
+        uow, clock, accounts, pricing, settings.root_asset, notifications, bus=bus, book=engines
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -220,14 +223,14 @@ def build(
         rate_limiter=LimitsRateLimiter(limits[0], limits[1], settings.redis_url) if limits else None,
         ledger=LedgerService(uow),
         accounts=accounts,
-        transfers=TransferService(uow, clock, callback_policy),
+        transfers=TransferService(uow, clock, callback_policy, margin=derivatives),
         callbacks=CallbackService(uow, clock, callback_policy, SystemResolver(), HttpxCallbackSender()),
         wallet=WalletService(uow, clock),
         bus=bus,
         markets=markets,
         fees=FeeService(uow),
         marketdata=marketdata,
-        trading=TradingService(uow, engines, accounts, settings.root_asset),
+        trading=TradingService(uow, engines, accounts, settings.root_asset, margin=derivatives),
         trading_db=trading_db,
         workspace=WorkspaceService(uow, clock),
         notifications=notifications,
@@ -242,8 +245,6 @@ def build(
         merchants=MerchantService(uow, clock),
         feeshare=FeeShareService(uow, clock, credentials),
         pricing=pricing,
-        derivatives=DerivativesService(
-            uow, clock, accounts, pricing, settings.root_asset, notifications, bus=bus, book=engines
-        ),
+        derivatives=derivatives,
         hedging=hedging,
     )

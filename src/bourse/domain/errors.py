@@ -80,5 +80,12 @@ class InsufficientFunds(BusinessRejection):
     code = "insufficient_funds"
 
 
+class MarginRequired(BusinessRejection):
+    """Money that backs the account's open Cross derivative positions cannot leave (a withdrawal
+    or a spot order hold would take the account below its margin call level)."""
+
+    code = "margin_required"
+
+
 class InvariantViolation(BourseError):
     code = "invariant_violation"

@@ -16,11 +16,15 @@ commit together. The maths is ``bourse.domain.positions``/``margin``/``triggers`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
+from time import monotonic
 from typing import TypeVar
+
+import structlog
 
 from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import (
@@ -30,6 +34,7 @@ from bourse.domain.errors import (
     IdempotencyConflict,
     InvalidInput,
     InvariantViolation,
+    MarginRequired,
     NotFound,
 )
 from bourse.domain.fees import CommissionRule, select_rule
@@ -73,7 +78,7 @@ from bourse.domain.positions import (
     resolve_leverage,
     round_to,
 )
-from bourse.domain.pricing import DealerQuote, ExecutionMode, FundingRate, PriceUnavailable
+from bourse.domain.pricing import DealerQuote, ExecutionMode, FundingRate, PriceUnavailable, is_stale
 from bourse.domain.triggers import (
     StopLoss,
     Triggers,
@@ -131,9 +136,12 @@ from bourse.service.ports import Clock, DerivativeBook, EventBus, UnitOfWork, Un
 from bourse.service.pricing import PricingService
 
 _T = TypeVar("_T")
+log = structlog.get_logger("bourse.derivatives")
 MAX_LIMIT = 1000
 # A stop-out closes one position at a time; a bound keeps one check finite whatever happens.
 MAX_STOP_OUT_CLOSES = 100
+# How old the spot margin pre-check's list of accounts with positions may be (may_hold_positions).
+MAY_HOLD_TTL_SECONDS = 1.0
 SYSTEM_ACTOR = "system:derivatives"
 # The payment jobs' cursors (``derivative_job_cursors.job``) and how much one pass pays per market.
 FUNDING_JOB = "Funding"
@@ -206,6 +214,10 @@ class MarginCheck:
     margin_call_sent: bool
 
 
+class _NoLongerDue(Exception):
+    """A stop-out close found, under the account's lock, that the level no longer asks for it."""
+
+
 @dataclass(frozen=True, slots=True)
 class _MarginSnapshot:
     uid: UserId
@@ -213,6 +225,8 @@ class _MarginSnapshot:
     isolated: dict[str, Decimal | None]
     losses: list[tuple[Position, Decimal]]
     levels: Levels
+    # open positions without a fresh mark or a RAT rate: the account cannot be evaluated now
+    unpriced: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +294,13 @@ class DerivativesService:
         self._accounts = accounts
         self._pricing = pricing
         self._root = AssetId(root_asset)
+        # ``may_hold_positions``: accounts with open positions as last read (at most a second ago,
+        # one read shared by concurrent callers), and when each account last placed an order here.
+        self._may_hold: set[AccountId] = set()
+        self._may_hold_read: float | None = None
+        self._may_hold_reading: asyncio.Future[None] | None = None
+        self._placed_at: dict[AccountId, float] = {}
+        self._unpriced_logged: dict[AccountId, list[str]] = {}
 
     def _publish(self, changes: Sequence[Changes]) -> None:
         """Tell the bus what a committed use case changed (derivative-orders, positions, balances)."""
@@ -345,6 +366,35 @@ class DerivativesService:
             return {}
         return {m: v.mark for m, v in (await self._pricing.marks(sorted(set(market_ids)))).items()}
 
+    async def _fresh_marks(self, market_ids: Sequence[str]) -> dict[str, Decimal]:
+        """The marks no older than their market's ``stale_after_seconds`` (a market without price
+        source settings has none): what a margin level may be computed from."""
+        if not market_ids:
+            return {}
+        now = self._clock.now()
+        fresh = {}
+        for m, v in (await self._pricing.marks(sorted(set(market_ids)))).items():
+            settings = await self._pricing.settings(m)
+            if settings is not None and not is_stale(v.at, now, settings.stale_after_seconds):
+                fresh[m] = v.mark
+        return fresh
+
+    @staticmethod
+    async def _unpriced(
+        positions: Sequence[Position], specs: dict[str, Contract], marks: dict[str, Decimal], rates: Rates
+    ) -> list[str]:
+        """The open positions whose level cannot be computed now: no fresh mark of their market, or
+        no RAT rate of their settlement asset (counting them at their entry, or leaving them out,
+        would give a wrong level)."""
+        out = []
+        for p in positions:
+            c = specs.get(p.market_id)
+            if p.is_open and (
+                c is None or p.market_id not in marks or await rates.get(c.settlement_asset) is None
+            ):
+                out.append(p.position_id)
+        return out
+
     # --- order preview -----------------------------------------------------------------------
 
     async def preview(
@@ -377,13 +427,16 @@ class DerivativesService:
         )
         take_profit = self._convert("tp", request.take_profit, side, price, base, c)
         stop_loss = self._convert("sl", request.stop_loss, side, price, base, c)
-        marks = await self._marks([c.market.id])
         async with self._uow() as uow:
             rates = Rates(uow, self._root)
             rate = await rates.get(c.settlement_asset)
             positions = await uow.derivatives.open_positions(account)
             specs = await contracts(uow, [p.market_id for p in positions] + [c.market.id])
             held = await collateral(uow, account, rates)
+        marks = await self._fresh_marks(list(specs))
+        # The order's own market is priced by the price it would trade at now (the dealer quote is
+        # fresh by definition; a book market may have no mark before its first trade).
+        marks.setdefault(c.market.id, price)
         # The order applied to a copy of the account's positions with nothing to pay from: what it
         # would hold and realize, and where the level would stand after it.
         result = apply_fill(
@@ -413,13 +466,15 @@ class DerivativesService:
         async with self._uow() as uow:
             rates = Rates(uow, self._root)
             pm = await position_marks(list(after.values()), specs, marks, rates)
+            # a position without a fresh mark or RAT rate: the level after the order is unknown
+            unpriced = await self._unpriced(list(after.values()), specs, marks, rates)
         state = margin_state(collateral_after, pm)
         with localcontext(EXACT):
             return OrderPreview(
                 required_margin_in_rat=None if rate is None else result.margin_held * rate,
                 quote_amount=price * base,
                 commission_in_rat=None if rate is None else fee * rate,
-                margin_level=state.level,
+                margin_level=None if unpriced else state.level,
                 take_profit=take_profit,
                 stop_loss=stop_loss,
             )
@@ -461,6 +516,7 @@ class DerivativesService:
         Placed (a resting Limit), Started/WaitingForActivation (a stop order), or Rejected with
         its reason. A repeated ``clientOrderId`` with the same body answers the first order."""
         account = await self.account(principal, account_id)
+        self._placed_at[account] = monotonic()  # the spot margin pre-check looks at it now
         now = self._clock.now()
         async with self._uow() as uow:
             c = await contract(uow, request.market_id)
@@ -899,17 +955,26 @@ class DerivativesService:
             rates = Rates(uow, self._root)
             open_positions = await uow.derivatives.open_positions(account)
             specs = await contracts(uow, [p.market_id for p in [*rows, *open_positions]])
-            marks = await self._marks(list(specs))
+            marks = await self._fresh_marks(list(specs))
             held = await collateral(uow, account, rates)
             pm = await position_marks(open_positions, specs, marks, rates)
             lv = await levels(uow, account)
             triggers = await uow.derivatives.triggers([p.position_id for p in rows])
             state = margin_state(held, pm)
+            # Without a fresh mark (or a RAT rate) a position's PnL and level are unknown, and so
+            # is the account's cross level (and every Cross liquidation price) while one is.
+            unpriced = set(await self._unpriced(open_positions, specs, marks, rates))
+            cross_known = not any(
+                p.position_id in unpriced for p in open_positions if p.margin_type is MarginType.CROSS
+            )
             views = []
             for p in rows:
                 c = specs[p.market_id]
-                mark = marks.get(p.market_id)
+                mark = None if p.position_id in unpriced else marks.get(p.market_id)
                 rate = await rates.get(c.settlement_asset)
+                known = p.is_open and (
+                    mark is not None if p.margin_type is MarginType.ISOLATED else cross_known
+                )
                 views.append(
                     PositionView(
                         position=p,
@@ -920,13 +985,13 @@ class DerivativesService:
                         if mark is None or not p.is_open
                         else p.unrealized_pnl(mark, c.spec),
                         rate_to_rat=rate,
-                        liquidation_price=self._liquidation(p, c, lv, held, pm),
+                        liquidation_price=self._liquidation(p, c, lv, held, pm) if known else None,
                         margin_level=(
                             isolated_level(p, c.spec, mark_of(p, marks))
                             if p.margin_type is MarginType.ISOLATED
                             else state.level
                         )
-                        if p.is_open
+                        if known
                         else None,
                         triggers=triggers.get(p.position_id),
                     )
@@ -1010,7 +1075,10 @@ class DerivativesService:
         now: datetime | None = None,
         limit_price: Decimal | None = None,
         meta: RequestMeta | None = None,
+        still_due: Callable[[UnitOfWork], Awaitable[bool]] | None = None,
     ) -> OrderView:
+        """``still_due``: asked under the account's lock before a Dealer close; False: _NoLongerDue
+        and nothing is written."""
         now = now or self._clock.now()
         async with self._uow() as uow:
             peek = await uow.derivatives.get_position(position_id)
@@ -1037,6 +1105,8 @@ class DerivativesService:
             position = await self._own_position(uow, account, position_id, for_update=True)
             if not position.is_open:
                 raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
+            if still_due is not None and not await still_due(uow):
+                raise _NoLongerDue(position_id)
             amount = position.lots if lots is None else lots
             self._check_close_lots(c, position, amount)
             order = await self._close_in(
@@ -1245,33 +1315,52 @@ class DerivativesService:
             snap = await self._margin_snapshot(account_id)
             if snap is None:
                 break
+            if snap.unpriced:
+                # No margin call and no stop-out on a level that cannot be computed; said once per
+                # account until it can be evaluated again.
+                if self._unpriced_logged.get(account_id) != snap.unpriced:
+                    self._unpriced_logged[account_id] = snap.unpriced
+                    log.warning("margin.cannot_evaluate", account_id=account_id, position_ids=snap.unpriced)
+                break
+            self._unpriced_logged.pop(account_id, None)
             notified = await self._margin_calls(account_id, snap, now) or notified
             target = self._stop_out_target(snap, skipped)
             if target is None:
                 break
             try:
-                view = await self.close_position(account_id, target, None, CloseReason.STOP_OUT, now)
+                view = await self._stop_out(account_id, target, skipped, now)
             except (PriceUnavailable, PositionClosed):
                 skipped.add(target)
                 continue
+            if view is None:
+                continue  # the level recovered before the close got the lock: evaluate again
             closed.append(view)
             if view.order.in_book and not closed_something(view.order):
                 skipped.add(target)  # no liquidity in the book now: the next pass tries again
         return MarginCheck(closed, notified)
 
-    async def _margin_snapshot(self, account: AccountId) -> _MarginSnapshot | None:
-        async with self._uow() as uow:
-            positions = await uow.derivatives.open_positions(account)
-            if not positions:
-                return None
-            record = await uow.accounts.get(account)
-            assert record is not None
-            specs = await contracts(uow, [p.market_id for p in positions])
-            marks = await self._marks(list(specs))
-            rates = Rates(uow, self._root)
-            held = await collateral(uow, account, rates)
-            pm = await position_marks(positions, specs, marks, rates)
-            lv = await levels(uow, account)
+    async def _margin_snapshot(
+        self, account: AccountId, uow: UnitOfWork | None = None
+    ) -> _MarginSnapshot | None:
+        """The account's levels now (read in ``uow`` when given: the stop-out's re-check under the
+        account's lock)."""
+        if uow is None:
+            async with self._uow() as own:
+                return await self._margin_snapshot(account, own)
+        positions = await uow.derivatives.open_positions(account)
+        if not positions:
+            return None
+        record = await uow.accounts.get(account)
+        assert record is not None
+        specs = await contracts(uow, [p.market_id for p in positions])
+        marks = await self._fresh_marks(list(specs))
+        rates = Rates(uow, self._root)
+        lv = await levels(uow, account)
+        unpriced = await self._unpriced(positions, specs, marks, rates)
+        if unpriced:
+            return _MarginSnapshot(record.uid, None, {}, [], lv, unpriced)
+        held = await collateral(uow, account, rates)
+        pm = await position_marks(positions, specs, marks, rates)
         state = margin_state(held, pm)
         isolated = {
             p.position_id: isolated_level(p, spec, mark)
@@ -1321,6 +1410,24 @@ class DerivativesService:
         if self._notifications is not None and stored:
             self._notifications.publish([(snap.uid, n) for n in stored])
         return bool(stored)
+
+    async def _stop_out(
+        self, account: AccountId, target: str, skipped: set[str], now: datetime
+    ) -> OrderView | None:
+        """Close ``target`` for a stop-out chosen from a snapshot read without the account's lock;
+        None (nothing closed) when, re-read under the lock, it is no longer the position to close
+        (a deposit, a price move or another close came in between)."""
+
+        async def still_due(uow: UnitOfWork) -> bool:
+            fresh = await self._margin_snapshot(account, uow)
+            return fresh is not None and self._stop_out_target(fresh, skipped) == target
+
+        try:
+            return await self._close(
+                account, target, None, CloseReason.STOP_OUT, actor=SYSTEM_ACTOR, now=now, still_due=still_due
+            )
+        except _NoLongerDue:
+            return None
 
     @staticmethod
     def _stop_out_target(snap: _MarginSnapshot, skipped: set[str]) -> str | None:
@@ -1499,6 +1606,7 @@ class DerivativesService:
                     ),
                     actor=SYSTEM_ACTOR,
                     meta=None,
+                    root=self._root,
                 )
             await uow.commit()
         self._publish([Changes.of_balances(account, [asset])])
@@ -1941,6 +2049,77 @@ class DerivativesService:
         ) > query.limit
 
     # --- margin ------------------------------------------------------------------------------
+
+    async def may_hold_positions(self, account_id: AccountId) -> bool:
+        """``MarginGuard``: False when the account had no open position at the last read (at most
+        ``MAY_HOLD_TTL_SECONDS`` ago) and placed no derivative order in this process lately, so a
+        spot order needs no margin pre-check (no database round trip before its engine).
+        Concurrent callers share one read."""
+        now = monotonic()
+        if self._may_hold_read is None or now - self._may_hold_read > MAY_HOLD_TTL_SECONDS:
+            if self._may_hold_reading is None or self._may_hold_reading.done():
+                self._may_hold_reading = asyncio.ensure_future(self._read_may_hold())
+            await asyncio.shield(self._may_hold_reading)
+        placed = self._placed_at.get(account_id)
+        # a recent order's position may have committed after the read: it counts until read again
+        recent = placed is not None and now - placed < 2 * MAY_HOLD_TTL_SECONDS + 5
+        return account_id in self._may_hold or recent
+
+    async def _read_may_hold(self) -> None:
+        read_at = monotonic()
+        async with self._uow() as uow:
+            accounts = await uow.derivatives.accounts_with_positions()
+        self._may_hold = set(accounts)
+        self._may_hold_read = read_at
+        self._placed_at = {
+            a: t for a, t in self._placed_at.items() if read_at - t < 2 * MAY_HOLD_TTL_SECONDS + 5
+        }
+
+    async def check_release(
+        self, uow: UnitOfWork, account_id: AccountId, asset_id: AssetId, amount: Decimal
+    ) -> None:
+        """``MarginGuard``: refuse (MarginRequired) taking ``amount`` of ``asset_id`` out of the
+        account's available when, after it, the cross margin level would be below the group's
+        margin call level or equity below used margin: that money backs the open Cross positions
+        (an unrealized loss, their margin) and leaving would turn a later stop-out into a house
+        deficit. Only an asset the account counts as margin is checked; no Cross position, nothing
+        to check. Runs in the caller's unit of work under the account's derivative lock, so no
+        derivative fill of the account changes the picture until it commits."""
+        await uow.derivatives.lock_account(account_id)
+        positions = await uow.derivatives.open_positions(account_id)
+        if not any(p.margin_type is MarginType.CROSS for p in positions):
+            return
+        rates = Rates(uow, self._root)
+        held = await collateral(uow, account_id, rates)
+        if all(c.asset_id != asset_id for c in held):
+            return
+        specs = await contracts(uow, [p.market_id for p in positions])
+        marks = await self._fresh_marks(list(specs))
+        unpriced = await self._unpriced(positions, specs, marks, rates)
+        if unpriced:
+            # the level cannot be computed now: the money may be backing a loss nobody can see
+            raise MarginRequired(
+                f"{asset_id} backs open Cross positions whose margin level cannot be evaluated now"
+                " (no fresh mark price); try again once the market is priced",
+                accountId=account_id,
+                assetId=asset_id,
+                positionIds=unpriced,
+            )
+        pm = await position_marks(positions, specs, marks, rates)
+        lv = await levels(uow, account_id)
+        after = margin_state([_adjusted(c, -amount) if c.asset_id == asset_id else c for c in held], pm)
+        if after.level is None:
+            return
+        if after.level < lv.margin_call or after.equity < after.used:
+            raise MarginRequired(
+                f"{format_decimal(amount)} {asset_id} backs the account's open Cross positions: its margin"
+                f" level would fall to {format_decimal(after.level)}, below the margin call level"
+                f" {format_decimal(lv.margin_call)}",
+                accountId=account_id,
+                assetId=asset_id,
+                marginLevel=format_decimal(after.level),
+                marginCallLevel=format_decimal(lv.margin_call),
+            )
 
     async def margin_levels(self, principal: Principal, account_id: str | None) -> Levels:
         account = await self.account_or_default(principal, account_id)

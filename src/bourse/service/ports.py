@@ -501,6 +501,25 @@ class OrderEngines(Protocol):
     async def aclose(self) -> None: ...
 
 
+class MarginGuard(Protocol):
+    """Whether money may leave an account's available without uncovering its Cross derivative
+    positions (the derivatives service implements it; transfers and spot orders ask it)."""
+
+    async def check_release(
+        self, uow: UnitOfWork, account_id: AccountId, asset_id: AssetId, amount: Decimal
+    ) -> None:
+        """MarginRequired when taking ``amount`` of ``asset_id`` (one of the account's selected
+        margin assets) out of its available would leave the account's cross margin level below its
+        margin call level, or its equity below its used margin. Takes the account's derivative
+        lock in ``uow`` (derivative fills wait until it ends). Nothing to check: returns."""
+        ...
+
+    async def may_hold_positions(self, account_id: AccountId) -> bool:
+        """False when the account surely holds no derivative position (a cheap, cached answer for
+        pre-checks that must not cost a database round trip every time)."""
+        ...
+
+
 class DerivativeBook(Protocol):
     """The engine runners of OrderBook Cfd/Perpetual markets: a command's result once its batch
     committed (``engine/derivatives_runner.py``)."""

@@ -28,7 +28,7 @@ from bourse.domain.trading import EXACT, Order, OrderQuery
 from bourse.domain.values import AccountId, AssetId, parse_decimal
 from bourse.service.accounts import AccountService
 from bourse.service.derivatives_records import MarketTypeMismatch
-from bourse.service.ports import OrderEngines, UnitOfWork, UnitOfWorkFactory
+from bourse.service.ports import MarginGuard, OrderEngines, UnitOfWork, UnitOfWorkFactory
 
 MARKET_TTL_SECONDS = 1.0
 MAX_EXECUTIONS = 1000
@@ -62,10 +62,17 @@ def parse_order_id(value: str, field: str = "orderId") -> int:
 
 class TradingService:
     def __init__(
-        self, uow: UnitOfWorkFactory, engines: OrderEngines, accounts: AccountService, root_asset: str
+        self,
+        uow: UnitOfWorkFactory,
+        engines: OrderEngines,
+        accounts: AccountService,
+        root_asset: str,
+        margin: MarginGuard | None = None,
     ) -> None:
         self._uow = uow
         self.engines = engines
+        # A spot order's hold must leave the account's Cross derivative positions covered.
+        self._margin = margin
         self._accounts = accounts
         self._root = AssetId(root_asset)
         self._owned: set[tuple[int, str]] = set()
@@ -116,7 +123,27 @@ class TradingService:
         market = await self.market(request.market_id)
         if market is not None and market.type is not MarketType.SPOT:
             raise MarketTypeMismatch(f"market {market.id} is a {market.type.value} market", field="marketId")
+        if market is not None:
+            await self._check_margin(account, market, request)
         return await self._view(await self.engines.place(account, request))
+
+    async def _check_margin(self, account: AccountId, market: Market, request: OrderRequest) -> None:
+        """A pre-check (MarginRequired): the order's hold must not take money that backs the
+        account's open Cross derivative positions. The hold is valued at the order's price (its
+        stop price, a market buy at the last price; fees not counted); the engine does not check
+        again when it places the hold, so an order racing a derivative fill can slip through."""
+        if self._margin is None or not await self._margin.may_hold_positions(account):
+            return
+        if request.side is Side.SELL:
+            asset, amount = market.base_asset, request.quantity
+        else:
+            price = request.price or request.stop_price or self.engines.last_price(market.id)
+            if price is None:
+                return
+            with localcontext(EXACT):
+                asset, amount = market.quote_asset, price * request.quantity
+        async with self._uow() as uow:
+            await self._margin.check_release(uow, account, asset, amount)
 
     async def cancel(
         self, principal: Principal, account_id: str | None, order_id: str, *, stop_only: bool = False

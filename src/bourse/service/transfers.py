@@ -31,7 +31,7 @@ from bourse.domain.transfers import (
 from bourse.domain.values import AccountId, AssetId, parse_decimal
 from bourse.service.context import RequestMeta
 from bourse.service.ledger import audit_money_moved, post
-from bourse.service.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from bourse.service.ports import Clock, MarginGuard, UnitOfWork, UnitOfWorkFactory
 
 KIND_DEPOSIT = "transfer.deposit"
 KIND_WITHDRAWAL_HOLD = "transfer.withdrawal.hold"
@@ -44,10 +44,18 @@ def business_key(transfer_id: str) -> str:
 
 
 class TransferService:
-    def __init__(self, uow: UnitOfWorkFactory, clock: Clock, callbacks: CallbackPolicy) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        callbacks: CallbackPolicy,
+        margin: MarginGuard | None = None,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._callbacks = callbacks
+        # Withdrawals of a margin asset must leave the account's Cross positions covered.
+        self._margin = margin
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -84,7 +92,8 @@ class TransferService:
         meta: RequestMeta,
     ) -> Transfer:
         """Hold ``amount`` of the available balance until confirmed or cancelled.
-        InsufficientFunds (nothing stored) when the available balance is short."""
+        InsufficientFunds (nothing stored) when the available balance is short; MarginRequired
+        (nothing stored) when the amount backs the account's open Cross derivative positions."""
         return await self._create(
             TransferType.WITHDRAWAL,
             principal,
@@ -208,6 +217,10 @@ class TransferService:
                 )
                 await post(uow, tx, actor=actor, subject=subject, meta=meta)
             else:
+                if self._margin is not None:
+                    # In this unit of work, under the account's derivative lock: no fill of the
+                    # account moves its margin between this check and the hold.
+                    await self._margin.check_release(uow, account, asset.id, amount)
                 hold = await uow.ledger.place_hold(
                     owner, asset.id, amount, business_key(transfer.transfer_id), KIND_WITHDRAWAL_HOLD
                 )

@@ -3,11 +3,14 @@ loss first until the level recovers, isolated positions on their own level."""
 
 from __future__ import annotations
 
+from bourse.domain.markets import MarketType
 from bourse.domain.notifications import NotificationQuery
-from bourse.domain.orders import OrderStatus
+from bourse.domain.orders import OrderStatus, OrderType, Side
 from bourse.domain.positions import CloseReason
-from tests.integration.derivatives.support import D, Money, hedging_trader, make_cfd, money, place
+from bourse.service.derivatives import PreviewRequest
+from tests.integration.derivatives.support import D, Money, hedging_trader, make_cfd, money, place, set_price
 from tests.integration.derivatives.test_job_entry_points import mark_to
+from tests.integration.trading.support import USDT, deposit
 
 
 async def _calls(container, trader):
@@ -79,3 +82,63 @@ async def test_an_isolated_position_is_stopped_out_on_its_own_level(container):
     assert (
         await container.derivatives.position(carol.principal, carol.account_id, cross.order.position_id)
     ).position.is_open
+
+
+async def test_a_stop_out_chosen_on_a_stale_snapshot_is_skipped_once_the_level_recovered(container, clock):
+    market = await make_cfd(container)
+    alice = await hedging_trader(container, "alice", usdt="10.1")
+    opened = await place(container, alice, market, "Buy", "1", leverage=10)  # margin 10, nothing available
+    position_id = opened.order.position_id
+    await mark_to(container, market, "60", until=lambda m: m <= 61)
+    await set_price(container, market, "60", "60")
+    stale = await container.derivatives._margin_snapshot(alice.account_id)
+    target = container.derivatives._stop_out_target(stale, set())
+    assert target == position_id  # level about (10 - 40) / 10: below the stop-out level
+
+    # a deposit lands between the snapshot and the close
+    await deposit(container, alice.account_id, USDT, D(1000))
+    assert await container.derivatives._stop_out(alice.account_id, target, set(), clock.now()) is None
+    view = await container.derivatives.position(alice.principal, alice.account_id, position_id)
+    assert view.position.lots == D(1)
+
+
+async def test_an_account_with_a_stale_mark_is_not_evaluated_nor_stopped_out(container, clock):
+    market = await make_cfd(container)
+    alice = await hedging_trader(container, "alice", usdt="10.1")
+    opened = await place(container, alice, market, "Buy", "1", leverage=10)
+    position_id = opened.order.position_id
+    await mark_to(container, market, "60", until=lambda m: m <= 61)  # level far below the stop-out
+    clock.advance(seconds=31)  # the mark is now older than the market's 30 s stale_after
+
+    check = await container.derivatives.check_margin(alice.account_id)
+    assert (check.closed, check.margin_call_sent) == ([], False)
+    assert await _calls(container, alice) == []
+    (view,) = await container.derivatives.positions(alice.principal, alice.account_id)
+    assert view.position.lots == D(1)
+    assert (view.mark, view.unrealized_pnl, view.margin_level, view.liquidation_price) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+    # a fresh price again: evaluated, and stopped out
+    await set_price(container, market, "60", "60")
+    await mark_to(container, market, "60", until=lambda m: m <= 61)
+    check = await container.derivatives.check_margin(alice.account_id)
+    assert [v.order.position_id for v in check.closed] == [position_id]
+
+
+async def test_order_data_shows_no_margin_level_while_a_position_has_a_stale_mark(container, clock):
+    stale_market = await make_cfd(container)
+    alice = await hedging_trader(container, "alice", usdt="1000")
+    await place(container, alice, stale_market, "Buy", "1", leverage=10)
+    request = PreviewRequest("BTCCFD2", Side.BUY, OrderType.MARKET, D(1), leverage=10)
+    fresh = await make_cfd(container, "BTCCFD2")
+    before = await container.derivatives.preview(alice.principal, alice.account_id, MarketType.CFD, request)
+    assert before.margin_level is not None and fresh == "BTCCFD2"
+
+    clock.advance(seconds=31)  # the marks go stale (no pricing tick); BTCCFD2's quote stays (Manual)
+    after = await container.derivatives.preview(alice.principal, alice.account_id, MarketType.CFD, request)
+    assert after.margin_level is None
+    assert after.quote_amount == D(100)  # the rest of the preview is still there
