@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from enum import StrEnum
 
 from bourse.domain.errors import InsufficientFunds, InvalidInput, InvariantViolation
@@ -44,6 +44,8 @@ ONE = Decimal(1)
 EXACT = Context(prec=100)
 
 FILL_KIND = "position.fill"
+# A netting increase's average entry keeps this many decimals (what NUMERIC(38, 18) stores).
+ENTRY_SCALE = 18
 
 
 class PositionSide(StrEnum):
@@ -183,7 +185,7 @@ class Position:
     market_id: str
     side: PositionSide
     lots: Decimal  # open lots; 0 once closed
-    entry_price: Decimal  # volume-weighted over increases, rounded half-even to the price scale
+    entry_price: Decimal  # lot-weighted over increases, ENTRY_SCALE decimals, rounded against the trader
     leverage: int
     margin_type: MarginType
     margin: Decimal  # what the margin bucket holds for it (settlement asset)
@@ -421,8 +423,12 @@ def apply_fill(
                     )
                 add = initial_margin(price, spec.base(lots), leverage, spec.settlement_scale)
                 total = target.lots + lots
-                entry = round_half_even(
-                    (target.entry_price * target.lots + price * lots) / total, spec.price_scale
+                # Kept at the NUMERIC scale and rounded against the trader (long up, short down):
+                # rounding to the price scale would realize money either way on the next close.
+                entry = round_to(
+                    (target.entry_price * target.lots + price * lots) / total,
+                    ENTRY_SCALE,
+                    ROUND_CEILING if target.side is PositionSide.LONG else ROUND_FLOOR,
                 )
                 changed.append(
                     replace(target, lots=total, entry_price=entry, margin=target.margin + add, updated_at=now)

@@ -14,6 +14,7 @@ from bourse.domain.positions import (
     ContractSpec,
     MarginType,
     PositionSide,
+    apply_fill,
     check_lots,
     derivative_fee,
     initial_margin,
@@ -21,7 +22,7 @@ from bourse.domain.positions import (
     notional,
     resolve_leverage,
 )
-from tests.unit.derivatives.support import NOW, OWNER, SPEC, USDT, D, fill, legs, position
+from tests.unit.derivatives.support import ACCOUNT, NOW, OWNER, SPEC, USDT, D, fill, legs, position
 
 AVAIL = (OWNER, "available")
 MARGIN = (OWNER, "margin")
@@ -163,10 +164,59 @@ def test_netting_increase_averages_entry_and_adds_margin():
     r = fill([position()], Side.BUY, "1", "51001")
     assert r.opened is None
     (p,) = r.changed
-    # entry (50000 * 3 + 51001 * 1) / 4 = 50250.25 -> half-even at price scale 1: 50250.2
+    # entry (50000 * 3 + 51001 * 1) / 4 = 50250.25 exactly (not rounded to the price scale 1)
     # margin 150.00 + UP(51001 * 0.01 / 10 = 51.001) = 150.00 + 51.01 = 201.01
-    assert (p.lots, p.entry_price, p.margin) == (D(4), D("50250.2"), D("201.01"))
+    assert (p.lots, p.entry_price, p.margin) == (D(4), D("50250.25"), D("201.01"))
     assert legs(r) == {AVAIL: D("-51.01"), MARGIN: D("51.01")}
+
+
+def test_netting_increase_entry_realizes_exactly_the_true_pnl():
+    # lot size 1000, price scale 2: bought 1000 @100.00 and 1000 @100.01, sold 2000 @100.01.
+    spec = ContractSpec("M", USDT, D(1000), D(1), None, None, D("0.01"), 2, 6, 100, False)
+    kw = dict(
+        kind=AccountKind.NETTING,
+        spec=spec,
+        leverage=1,
+        margin_type=MarginType.CROSS,
+        fee=D(0),
+        now=NOW,
+        asset=USDT,
+        account_id=ACCOUNT,
+        available=D(10**9),
+    )
+    r1 = apply_fill(
+        positions=[], side=Side.BUY, lots=D(1), price=D("100.00"), new_position_id="p", business_key="a", **kw
+    )
+    assert r1.opened is not None
+    r2 = apply_fill(
+        positions=[r1.opened],
+        side=Side.BUY,
+        lots=D(1),
+        price=D("100.01"),
+        new_position_id="q",
+        business_key="b",
+        **kw,
+    )
+    (pos,) = r2.changed
+    assert pos.entry_price == D("100.005")  # not 100.00 (half-even at the price scale)
+    r3 = apply_fill(
+        positions=[pos],
+        side=Side.SELL,
+        lots=D(2),
+        price=D("100.01"),
+        new_position_id="r",
+        business_key="c",
+        **kw,
+    )
+    assert r3.realized_pnl == D(10)
+
+
+def test_netting_increase_entry_is_rounded_against_the_trader():
+    # 1 lot @ 50000 + 2 lots @ 50000.1 = 150000.2 / 3 = 50000.0666...: long rounds up, short down
+    long = fill([position(lots="1")], Side.BUY, "2", "50000.1").changed[0]
+    assert long.entry_price == D("50000.066666666666666667")
+    short = fill([position(PositionSide.SHORT, lots="1")], Side.SELL, "2", "50000.1").changed[0]
+    assert short.entry_price == D("50000.066666666666666666")
 
 
 def test_netting_increase_with_another_leverage_or_margin_type_is_refused():
