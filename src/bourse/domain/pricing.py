@@ -317,15 +317,25 @@ class StoredPrices:
 
 
 def dealer_quote(
-    market_id: str, raw_bid: Decimal, raw_ask: Decimal, markup_rate: Decimal, price_scale: int, at: datetime
+    market_id: str,
+    raw_bid: Decimal,
+    raw_ask: Decimal,
+    markup_rate: Decimal,
+    price_scale: int,
+    at: datetime,
+    tick_size: Decimal | None = None,
 ) -> DealerQuote:
-    """ask * (1 + m) rounded up and bid * (1 - m) rounded down to the price scale: the markup and
-    the rounding are both the house's, never the trader's."""
+    """ask * (1 + m) rounded up and bid * (1 - m) rounded down to the market's tick (else to the
+    price scale): the markup and the rounding are both the house's, never the trader's, and a
+    fill price is always one the market could trade at."""
     step = Decimal(1).scaleb(-price_scale)
+    tick = tick_size if tick_size is not None and tick_size > 0 else step
     with localcontext() as ctx:
         ctx.prec = 100  # products of two NUMERIC(38, 18) values never round
-        ask = (raw_ask * (1 + markup_rate)).quantize(step, rounding=ROUND_CEILING)
-        bid = (raw_bid * (1 - markup_rate)).quantize(step, rounding=ROUND_FLOOR)
+        ask_ticks = (raw_ask * (1 + markup_rate) / tick).to_integral_value(rounding=ROUND_CEILING)
+        bid_ticks = (raw_bid * (1 - markup_rate) / tick).to_integral_value(rounding=ROUND_FLOOR)
+        ask = (ask_ticks * tick).quantize(step)
+        bid = (bid_ticks * tick).quantize(step)
     return DealerQuote(market_id, bid, ask, raw_bid, raw_ask, at)
 
 

@@ -196,9 +196,9 @@ class Firing:
 
 def trailing_stop_price(side: PositionSide, best_mark: Decimal, rate: Decimal, spec: ContractSpec) -> Decimal:
     """Where a trailing stop stands: ``best * (1 - rate)`` for a long, ``best * (1 + rate)`` for a
-    short, half-even to the price scale."""
+    short, half-even to the market's tick (a stop price is a price the market could trade at)."""
     with localcontext(EXACT):
-        return round_half_even(best_mark * (1 - side.sign * rate), spec.price_scale)
+        return _to_tick(best_mark * (1 - side.sign * rate), spec)
 
 
 def new_trailing_stop(

@@ -605,14 +605,22 @@ def _quote(
     source = settings.source
     if source.kind is SourceKind.MANUAL:
         assert source.bid is not None and source.ask is not None
-        return dealer_quote(market.id, source.bid, source.ask, settings.markup_rate, market.price_scale, now)
+        return dealer_quote(
+            market.id, source.bid, source.ask, settings.markup_rate, market.price_scale, now, market.tick_size
+        )
     if prices is None or prices.raw_bid is None or prices.raw_ask is None:
         return None
     if is_stale(prices.quoted_at, now, settings.stale_after_seconds):
         return None
     assert prices.quoted_at is not None
     return dealer_quote(
-        market.id, prices.raw_bid, prices.raw_ask, settings.markup_rate, market.price_scale, prices.quoted_at
+        market.id,
+        prices.raw_bid,
+        prices.raw_ask,
+        settings.markup_rate,
+        market.price_scale,
+        prices.quoted_at,
+        market.tick_size,
     )
 
 

@@ -17,6 +17,7 @@ from bourse.domain.triggers import (
     new_trailing_stop,
     take_profit_ladder,
     trailing_rate_from_price,
+    trailing_stop_price,
     trigger_values,
     validate_trailing_rate,
 )
@@ -221,3 +222,10 @@ def test_a_closed_position_fires_nothing():
     p.lots = D(0)
     fired, _ = evaluate(p, ladder(), D("40000"), SPEC)
     assert fired == []
+
+
+def test_a_trailing_stop_price_lands_on_the_tick():
+    # tick 0.5: 50010 * 0.99 = 49509.9 -> 49510.0 (nearest tick), not 49509.9 (the price scale)
+    assert trailing_stop_price(PositionSide.LONG, D("50010"), D("0.01"), SPEC) == D("49510.0")
+    # 49990 * 1.01 = 50489.9 -> 50490.0
+    assert trailing_stop_price(PositionSide.SHORT, D("49990"), D("0.01"), SPEC) == D("50490.0")

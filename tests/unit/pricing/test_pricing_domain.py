@@ -218,3 +218,14 @@ def test_funding_page_limits(limit):
         FundingQuery(limit)
     assert e.value.details["field"] == "limit"
     assert FundingQuery(1000).limit == 1000 and FundingQuery().limit == 100
+
+
+def test_quote_lands_on_the_tick_ask_up_bid_down():
+    # tick 0.05 on price scale 2: 100.01 -> ask 100.05, 99.99 -> bid 99.95 (not 100.01 / 99.99)
+    q = dealer_quote("M", D("99.99"), D("100.01"), D(0), 2, NOW, D("0.05"))
+    assert (q.bid, q.ask) == (D("99.95"), D("100.05"))
+    # already on the tick: unchanged; with a markup the rounding is still outwards to the tick
+    assert dealer_quote("M", D("99.95"), D("100.05"), D(0), 2, NOW, D("0.05")).ask == D("100.05")
+    m = dealer_quote("M", D("100"), D("100"), D("0.001"), 2, NOW, D("0.25"))
+    # 100.1 -> 100.25 up; 99.9 -> 99.75 down
+    assert (m.bid, m.ask) == (D("99.75"), D("100.25"))
