@@ -131,11 +131,12 @@ async def client_loop(url: str, headers: dict[str, str], name: str, load: Load, 
                 continue
             load.sent += 1
             cid = f"{name}-{n}"
+            side = rng.choice(["Buy", "Sell"])
             body = {
                 "order": {
                     "marketId": MARKET,
                     "orderType": "Limit",
-                    "side": rng.choice(["Buy", "Sell"]),
+                    "side": side,
                     "requestedPrice": f"{Decimal(10000 + rng.randint(-8, 8)) / 100:.2f}",
                     "requestedLotAmount": f"0.0{rng.randint(1, 9)}",
                     "timeInForce": rng.choice(["Gtc", "Gtc", "Gtc", "Ioc"]),
@@ -143,8 +144,16 @@ async def client_loop(url: str, headers: dict[str, str], name: str, load: Load, 
                     "clientOrderId": cid,
                 }
             }
+            path = f"{CFD}/orders"
+            if rng.random() < 0.1:  # a stop order: it waits in the runner until the tape reaches it
+                path = f"{CFD}/stop-orders"
+                away = rng.randint(2, 8) * (1 if side == "Buy" else -1)
+                body["order"].update(  # a Limit on /stop-orders is a StopLimit
+                    timeInForce="Gtc",
+                    activationPrice=f"{Decimal(10000 + away) / 100:.2f}",
+                )
             try:
-                r = await c.post(f"{CFD}/orders", json=body)
+                r = await c.post(path, json=body)
             except httpx.TransportError:
                 load.unacked.append(cid)
                 return
@@ -212,7 +221,7 @@ async def check_after_restart(server: Server, data_dir: Path, load: Load) -> Non
             for r in await db.fetch("SELECT * FROM derivative_orders WHERE market_id = $1", MARKET)
         }
         assert all(r["in_book"] for r in rows.values())
-        fills_seen = 0
+        fills_seen = stops_seen = 0
         for order_id, acked in load.acked.items():
             row = rows.get(order_id)
             assert row is not None, f"acknowledged order {order_id} was lost"
@@ -225,7 +234,12 @@ async def check_after_restart(server: Server, data_dir: Path, load: Load) -> Non
                 fills_seen += row["lots"] > row["remaining_lots"]
             elif acked["status"] == "Placed":
                 assert row["status"] in (*LIVE, "Filled", "Cancelled"), dict(row)
-        assert fills_seen > 0  # the load did trade
+            elif acked["status"] == "WaitingForActivation":
+                stops_seen += 1
+                assert row["stop_status"] in ("WaitingForActivation", "Activated", "Cancelled"), dict(row)
+            elif acked["status"] == "Activated":
+                assert row["stop_status"] == "Activated", dict(row)
+        assert fills_seen > 0 and stops_seen > 0  # the load did trade, and stops waited
         for order_id in load.cancelled:
             assert rows[order_id]["status"] == "Cancelled", dict(rows[order_id])
 
@@ -248,6 +262,8 @@ async def check_after_restart(server: Server, data_dir: Path, load: Load) -> Non
                 assert row["hold_tx_id"] is not None, dict(row)
             if row["status"] not in LIVE:
                 assert row["locked_remaining"] == 0 and row["engine_seq"] is None, dict(row)
+            elif row["stop_status"] == "WaitingForActivation":  # held by the runner, not in the book
+                assert row["engine_seq"] is None and row["executed_base"] == 0, dict(row)
             else:
                 assert row["engine_seq"] is not None, dict(row)
         # Each trade filled a buy and a sell of the same lots.

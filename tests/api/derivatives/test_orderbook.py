@@ -39,7 +39,12 @@ async def preview(client: Any, who: Any, **fields: Any) -> Any:
     return await client.post(f"{CFD}/order-data", headers=who.headers, json=preview_body(**fields))
 
 
-async def test_order_data_of_a_limit_order_uses_its_limit_price(client, alice):
+async def test_order_data_of_a_limit_order_uses_its_limit_price(client, container, alice):
+    # A book at 99 / 101 gives the market its mark (the book mid, 100) for the level after.
+    bob = await hedging_trader(container, "bob", usdt="1000")
+    await place(container, bob, MARKET, "Buy", "1", "99", leverage=10)
+    await place(container, bob, MARKET, "Sell", "1", "101", leverage=10)
+    await container.pricing.tick()
     r = await preview(client, alice, orderType="Limit", requestedPrice="100")
     assert r.status_code == 200, r.text
     # Notional 200, margin 20 (leverage 10), fee 0.2; level after = (1000 - 0.2) / 20.

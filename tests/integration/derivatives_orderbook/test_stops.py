@@ -5,6 +5,9 @@ of that moment. Default commission 0.1%, lot step 0.01, slippage band 20%."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from bourse.domain.orders import OrderStatus, StopStatus
 from bourse.engine.derivatives_runner import DerivativeMarketRunner
 from tests.integration.derivatives.support import hedging_trader, place
@@ -120,3 +123,35 @@ async def test_an_activated_stop_the_account_cannot_hold_for_is_rejected_and_rel
     assert view is not None and view.order.status is OrderStatus.REJECTED
     assert view.order.reject_reason == "InsufficientMargin" and view.order.stop_status is StopStatus.ACTIVATED
     assert await funds(container, alice.account_id) == F("10")
+
+
+async def test_a_gtd_waiting_stop_expires_by_the_runners_clock(container, clock):
+    market = await make_book_cfd(container)
+    alice = await hedging_trader(container, "alice", usdt="1000")
+    stop = await place(
+        container,
+        alice,
+        market,
+        "Sell",
+        "1",
+        "89",
+        type="StopLimit",
+        activation="90",
+        leverage=10,
+        tif="Gtd",
+        expires=clock.now() + timedelta(hours=1),
+    )
+    assert stop.order.stop_status is StopStatus.WAITING_FOR_ACTIVATION
+    assert await funds(container, alice.account_id) == F("991.011", "8.989")
+    clock.advance(hours=2)
+    # No command needed: the runner's timer wakes it for the due expiry.
+    for _ in range(100):
+        view = await container.derivatives.get_order(
+            alice.principal, alice.account_id, str(stop.order.order_id)
+        )
+        assert view is not None
+        if view.order.status is not OrderStatus.STARTED:
+            break
+        await asyncio.sleep(0.05)
+    assert view.order.status is OrderStatus.EXPIRED and view.order.stop_status is StopStatus.CANCELLED
+    assert await funds(container, alice.account_id) == F("1000")
