@@ -218,9 +218,12 @@ class LedgerRepository(Protocol):
         balance would go negative; Conflict if its business_key was used; NotFound for an unknown asset."""
         ...
 
-    async def apply_many(self, txs: Sequence[LedgerTransaction]) -> list[int]:
+    async def apply_many(self, txs: Sequence[LedgerTransaction], *, savepoint: bool = True) -> list[int]:
         """Post ``txs`` in order in a few round trips (group commit); ids in input order; all or nothing.
-        No balance may go negative after any prefix of ``txs``."""
+        No balance may go negative after any prefix of ``txs``. ``savepoint=False`` is for a caller
+        that rolls its whole unit of work back on any error: no savepoint round trips, and a refusal
+        leaves the unit of work to be rolled back; a retryable Conflict asks for the unit of work
+        to be run again."""
         ...
 
     async def balance(self, owner: str, asset: AssetId, bucket: str) -> Decimal: ...
