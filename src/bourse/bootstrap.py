@@ -19,10 +19,12 @@ from bourse.adapters.pricefeeds import CcxtPriceFeed
 from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.adapters.reportfiles import LocalReportFiles
 from bourse.adapters.sheets import CsvXlsxCodec
+from bourse.adapters.venues.registry import VenueRegistry
 from bourse.adapters.webhook import HttpxCallbackSender, SystemResolver
 from bourse.config import Settings
 from bourse.domain.callbacks import CallbackPolicy
 from bourse.domain.circuit_breaker import BreakerSettings
+from bourse.domain.venues import SourceQuote
 from bourse.engine import EngineHub
 from bourse.service.account_groups import AccountGroupService
 from bourse.service.accounts import AccountService
@@ -33,6 +35,7 @@ from bourse.service.credentials import CredentialService
 from bourse.service.derivatives import DerivativesService
 from bourse.service.fees import FeeService
 from bourse.service.feeshare import FeeShareService
+from bourse.service.hedging import HedgingService
 from bourse.service.history import HistoryService
 from bourse.service.identity import IdentityService, LoginPolicy
 from bourse.service.ledger import LedgerService
@@ -99,6 +102,7 @@ class Container:
     feeshare: FeeShareService
     pricing: PricingService
     derivatives: DerivativesService
+    hedging: HedgingService
     extras: dict[str, object] = field(default_factory=dict)
     # The engine runners' own few connections: their statements stay prepared on them.
     trading_db: AsyncEngine | None = None
@@ -109,6 +113,7 @@ class Container:
     async def aclose(self) -> None:
         await self.trading.engines.aclose()  # the runners finish their batches before the pool goes
         await self.pricing.aclose()  # the ccxt exchanges' HTTP sessions
+        await self.hedging.connector.aclose()  # the ccxt venues' HTTP sessions
         if self.trading_db is not None:
             await self.trading_db.dispose()
         await self.engine.dispose()
@@ -191,6 +196,20 @@ def build(
         bus,
         feed_timeout=settings.price_feed_timeout_seconds + 1,
     )
+    engines = EngineHub(trading_uow, clock, bus, root_asset=settings.root_asset)
+    hedging: HedgingService
+
+    async def paper_quote(symbol: str) -> SourceQuote:
+        # Late-bound: the paper venues read prices through the hedging service made just below.
+        return await hedging.source_quote(symbol)
+
+    hedging = HedgingService(
+        uow,
+        clock,
+        cipher,
+        VenueRegistry(clock, paper_quote, ccxt_timeout_seconds=settings.price_feed_timeout_seconds * 2),
+        pricing,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -208,7 +227,7 @@ def build(
         markets=markets,
         fees=FeeService(uow),
         marketdata=marketdata,
-        trading=TradingService(uow, EngineHub(trading_uow, clock, bus), accounts, settings.root_asset),
+        trading=TradingService(uow, engines, accounts, settings.root_asset),
         trading_db=trading_db,
         workspace=WorkspaceService(uow, clock),
         notifications=notifications,
@@ -223,5 +242,8 @@ def build(
         merchants=MerchantService(uow, clock),
         feeshare=FeeShareService(uow, clock, credentials),
         pricing=pricing,
-        derivatives=DerivativesService(uow, clock, accounts, pricing, settings.root_asset, notifications),
+        derivatives=DerivativesService(
+            uow, clock, accounts, pricing, settings.root_asset, notifications, bus=bus, book=engines
+        ),
+        hedging=hedging,
     )

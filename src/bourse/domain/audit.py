@@ -46,6 +46,10 @@ class AuditAction(StrEnum):
     MARGIN_ASSET_UNSELECTED = "margin_asset.unselected"
     MARGIN_RATIO_SET = "margin_ratio.set"
     DEFICIT_ABSORBED = "deficit.absorbed"
+    # External venues (service/hedging.py); hedge settings changes are MARKET_UPDATED.
+    VENUE_CREATED = "venue.created"
+    VENUE_UPDATED = "venue.updated"
+    VENUE_DELETED = "venue.deleted"
     # The trader's workspace and price alerts: each user's own, audited like every other change.
     UI_SETTINGS_CHANGED = "ui_settings.changed"
     LAYOUT_CREATED = "layout.created"

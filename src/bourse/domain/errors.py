@@ -15,7 +15,11 @@ Third-party errors are translated where they arise (``raise ... from e``).
     ├── TooManyRequests         throttled; ``retry_after`` seconds
     ├── BusinessRejection       a valid request the rules refuse
     │   └── InsufficientFunds
-    └── InvariantViolation      a broken invariant: a bug, fail fast
+    ├── InvariantViolation      a broken invariant: a bug, fail fast
+    └── VenueError              an external venue did not do what was asked (domain/venues.py:
+        ├── VenueUnavailable    not reached or not serving; may be retried
+        ├── VenueRejected       refused the order; retrying cannot help
+        └── VenueTimeout        no answer; whether it has the order is unknown)
 """
 
 from __future__ import annotations

@@ -11,8 +11,11 @@ Swaps: once a day for positions open at 00:00 UTC. ``Percent``: ``notional * siz
 ``Fixed``: ``size * lots``; in the leg's asset; the size is what the trader RECEIVES (negative:
 the trader pays), MT-style.
 
-Every payment is one transaction between the account's available and ``sys:house``. What the
-account cannot pay of a charge (only its available counts) is a deficit the house absorbs.
+Every payment is one transaction between the account and ``sys:house``. A charge is taken from
+the account's available first, then from the paying position's own margin (its margin bucket and
+the position's ``margin`` both go down); only what neither covers is a deficit (for a Cross
+position the service first seizes the account's other margin assets, see
+``service/derivatives_fills.py``).
 """
 
 from __future__ import annotations
@@ -105,25 +108,35 @@ def settle_payment(
     available: Decimal,
     business_key: str,
     *,
+    margin: Decimal = Decimal(0),
     kind: str = FUNDING_KIND,
     details: Mapping[str, Any] | None = None,
-) -> tuple[LedgerTransaction | None, Decimal]:
-    """(transaction, deficit) of a payment to (> 0) or from (< 0) the account's available,
-    against ``sys:house``. A charge larger than ``available`` takes all of it; the rest is the
-    deficit (nothing is posted for it). None when nothing moves."""
-    if available < 0:
-        raise InvariantViolation("available cannot be negative", available=str(available))
-    paid = amount_signed if amount_signed >= 0 else -min(-amount_signed, available)
-    deficit = paid - amount_signed
-    if paid == 0:
-        return None, deficit
+) -> tuple[LedgerTransaction | None, Decimal, Decimal]:
+    """(transaction, taken from margin, deficit) of a payment to (> 0) or from (< 0) the account,
+    against ``sys:house``. A charge is taken from ``available`` first, then from ``margin`` (the
+    paying position's own margin, in the same asset; the caller lowers the position's margin by
+    as much): money the trader holds pays what it owes before the house absorbs anything. Only
+    what neither covers is the deficit (nothing is posted for it). None when nothing moves."""
+    if available < 0 or margin < 0:
+        raise InvariantViolation("available and margin cannot be negative", available=str(available))
+    if amount_signed >= 0:
+        from_available, from_margin = amount_signed, Decimal(0)
+    else:
+        owed = -amount_signed
+        from_available = -min(owed, available)
+        from_margin = min(owed + from_available, margin)
+    deficit = -amount_signed + from_available - from_margin if amount_signed < 0 else Decimal(0)
+    if from_available == 0 and from_margin == 0:
+        return None, from_margin, deficit
+    postings = [Posting(HOUSE, asset, Bucket.AVAILABLE, -from_available + from_margin)]
+    if from_available:
+        postings.append(Posting(account_owner, asset, Bucket.AVAILABLE, from_available))
+    if from_margin:
+        postings.append(Posting(account_owner, asset, Bucket.MARGIN, -from_margin))
     tx = LedgerTransaction(
         kind=kind,
-        postings=(
-            Posting(HOUSE, asset, Bucket.AVAILABLE, -paid),
-            Posting(account_owner, asset, Bucket.AVAILABLE, paid),
-        ),
+        postings=tuple(postings),
         business_key=business_key,
         details=dict(details) if details else {},
     )
-    return tx, deficit
+    return tx, from_margin, deficit

@@ -28,6 +28,7 @@ from bourse.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 from bourse.domain.trading import parse_time
 from bourse.domain.transfers import TransferStatus, TransferType
 from bourse.domain.values import AssetId
+from bourse.domain.venues import ExternalOrderStatus
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -386,14 +387,19 @@ SCHEMAS: Mapping[QueryKind, QuerySchema] = MappingProxyType(
                 *_ACCOUNT,
                 *_MARKET,
                 *_ORDER_TERMS,
-                _enum("orderStatus", _STATUSES),
+                # The external order's state (domain/venues.py), not a spot order's status.
+                _enum("orderStatus", [st.value for st in ExternalOrderStatus]),
                 _n("baseAmount"),
                 _n("quoteAmount"),
                 _n("avgExecutionPrice", nullable=True),
                 _n("limitPrice", nullable=True),
                 _n("filledAmount"),
                 _n("remainingAmount"),
-                *_COMMISSION,
+                _n("commissionAmount"),
+                # Known once the venue charged something.
+                _t("commissionAssetId", nullable=True),
+                _t("commissionAssetName", nullable=True),
+                _n("commissionInRAT", nullable=True),
                 _time("createdAt"),
                 _time("updatedAt"),
             ),

@@ -30,7 +30,7 @@ class TraderNotificationType(StrEnum):
 
 
 class AdminNotificationType(StrEnum):
-    # Reserved: external (ext-order) products have no timeouts yet.
+    # A hedge order at an external venue was not filled by its timeout (service/hedging.py).
     EXTERNAL_ORDER_TIMEOUT = "ExternalOrderTimeout"
     CALLBACK_DELIVERY_FAILED = "CallbackDeliveryFailed"
     LEDGER_CHECK_FAILED = "LedgerCheckFailed"

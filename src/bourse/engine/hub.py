@@ -7,11 +7,14 @@ from decimal import Decimal
 
 import structlog
 
-from bourse.domain.markets import Market
+from bourse.domain.errors import NotFound
+from bourse.domain.markets import Market, MarketType
 from bourse.domain.order_requests import OrderRequest
 from bourse.domain.trading import Order
 from bourse.domain.values import AccountId
+from bourse.engine.derivatives_runner import CancelDerivative, DerivativeMarketRunner, PlaceDerivative
 from bourse.engine.runner import CancelCommand, FeeTermsCache, MarketRunner, PlaceCommand, RunnerSettings
+from bourse.service.derivatives_records import BookOrderRequest, DerivativeOrder
 from bourse.service.ports import Clock, EventBus, UnitOfWorkFactory
 
 log = structlog.get_logger("bourse.engine")
@@ -31,7 +34,9 @@ class EngineHub:
         bus: EventBus,
         settings: RunnerSettings | None = None,
         fee_ttl: float = 5.0,
+        root_asset: str = "RAT",
     ) -> None:
+        self._root = root_asset
         self._uow = uow
         self._clock = clock
         self._bus = bus
@@ -49,7 +54,19 @@ class EngineHub:
         async with self._lock:
             runner = self._runners.get(market_id)
             if runner is None:
-                runner = MarketRunner(market_id, self._uow, self._clock, self._bus, self._fees, self.settings)
+                async with self._uow() as uow:
+                    market = await uow.markets.get(market_id)
+                if market is None:
+                    raise NotFound(f"market {market_id} not found", field="marketId")
+                if market.type in (MarketType.CFD, MarketType.PERPETUAL):
+                    # Derivative markets: the book holds derivative orders and the runner owns positions.
+                    runner = DerivativeMarketRunner(
+                        market_id, self._uow, self._clock, self._bus, self._fees, self.settings, self._root
+                    )
+                else:
+                    runner = MarketRunner(
+                        market_id, self._uow, self._clock, self._bus, self._fees, self.settings
+                    )
                 await runner.start()  # NotFound for an unknown market: nothing is registered
                 self._runners[market_id] = runner
         return runner
@@ -64,6 +81,18 @@ class EngineHub:
     ) -> Order | None:
         runner = await self.runner(market_id)
         result: Order | None = await runner.submit(CancelCommand(account_id, order_id, stop_only))
+        return result
+
+    async def place_derivative(self, order: BookOrderRequest) -> DerivativeOrder:
+        runner = await self.runner(order.request.market_id)
+        result: DerivativeOrder = await runner.submit(PlaceDerivative(order))  # type: ignore[arg-type]
+        return result
+
+    async def cancel_derivative(
+        self, market_id: str, account_id: AccountId, order_id: int
+    ) -> DerivativeOrder | None:
+        runner = await self.runner(market_id)
+        result: DerivativeOrder | None = await runner.submit(CancelDerivative(account_id, order_id))  # type: ignore[arg-type]
         return result
 
     def last_price(self, market_id: str) -> Decimal | None:

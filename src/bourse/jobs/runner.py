@@ -4,7 +4,8 @@ Started by the app's lifespan when ``Settings.background_jobs`` is on (the
 default); the test client never runs the lifespan, and tests that want a job
 start one themselves. Jobs: transfer callback delivery; the market data consumer; the price
 alert consumer; reports (the scheduler, the worker, the expiry of report files); OTC fee sharing;
-derivative pricing, funding rates and the circuit breaker.
+derivative pricing, funding rates and the circuit breaker; derivatives (resting orders, triggers,
+margin, funding and swap payments); hedge orders at external venues.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ REPORT_MAIL_POLL_SECONDS = 5.0
 FEESHARE_POLL_SECONDS = 60.0
 FUNDING_RATES_POLL_SECONDS = 10.0
 CIRCUIT_BREAKER_POLL_SECONDS = 1.0
+DERIVATIVE_ORDERS_POLL_SECONDS = 1.0
+DERIVATIVE_TRIGGERS_POLL_SECONDS = 1.0
+DERIVATIVE_MARGIN_POLL_SECONDS = 1.0
+FUNDING_PAYMENTS_POLL_SECONDS = 5.0
+SWAP_PAYMENTS_POLL_SECONDS = 30.0
+EXTERNAL_ORDERS_POLL_SECONDS = 1.0
 
 
 class PollingJob:
@@ -201,6 +208,61 @@ def pricing_jobs(
     ]
 
 
+def derivatives_jobs(
+    container: Container,
+    *,
+    orders: float = DERIVATIVE_ORDERS_POLL_SECONDS,
+    triggers: float = DERIVATIVE_TRIGGERS_POLL_SECONDS,
+    margin: float = DERIVATIVE_MARGIN_POLL_SECONDS,
+    funding: float = FUNDING_PAYMENTS_POLL_SECONDS,
+    swaps: float = SWAP_PAYMENTS_POLL_SECONDS,
+) -> list[PollingJob]:
+    """Derivatives (service/derivatives.py), each pass over everything due: resting limits, stops
+    and Gtd expiry of Dealer orders; take profit, stop loss and trailing stops on the marks; margin
+    calls and stop-outs; funding payments of the stored funding rates and the daily swaps, each
+    moment paid once (a stored cursor per market) and caught up after downtime (at once again
+    while a pass still paid something)."""
+    derivatives = container.derivatives
+
+    async def orders_step() -> bool:
+        await derivatives.run_dealer_orders()
+        return False
+
+    async def triggers_step() -> bool:
+        await derivatives.run_triggers()
+        return False
+
+    async def margin_step() -> bool:
+        await derivatives.run_margin()
+        return False
+
+    async def funding_step() -> bool:
+        return await derivatives.run_funding() > 0
+
+    async def swaps_step() -> bool:
+        return await derivatives.run_swaps() > 0
+
+    return [
+        PollingJob("derivative-orders", orders_step, orders),
+        PollingJob("derivative-triggers", triggers_step, triggers),
+        PollingJob("derivative-margin", margin_step, margin),
+        PollingJob("funding-payments", funding_step, funding),
+        PollingJob("swap-payments", swaps_step, swaps),
+    ]
+
+
+def hedging_job(container: Container, interval: float = EXTERNAL_ORDERS_POLL_SECONDS) -> PollingJob:
+    """Hedge orders of Dealer fills (service/hedging.py): time out the overdue ones (admin
+    notification ExternalOrderTimeout, best-effort cancel), send the new ones, look up the sent ones;
+    at once again while a pass had a full batch of work."""
+    hedging = container.hedging
+
+    async def step() -> bool:
+        return await hedging.run_external_orders() >= hedging.batch
+
+    return PollingJob("external-orders", step, interval)
+
+
 def start_background_jobs(container: Container) -> BackgroundJobs:
     return BackgroundJobs(
         [
@@ -211,5 +273,7 @@ def start_background_jobs(container: Container) -> BackgroundJobs:
             *report_jobs(container),
             feeshare_job(container),
             *pricing_jobs(container),
+            *derivatives_jobs(container),
+            hedging_job(container),
         ]
     ).start()

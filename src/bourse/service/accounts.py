@@ -8,6 +8,7 @@ from decimal import Decimal
 from bourse.domain.account_groups import DEFAULT_GROUP_ID
 from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import InvalidInput, NotFound
+from bourse.domain.history import Rates, rates_to_root
 from bourse.domain.identity import Principal
 from bourse.domain.ledger import Bucket, account_owner
 from bourse.domain.values import AccountId, AssetId, UserId
@@ -17,10 +18,10 @@ from bourse.service.ports import AccountRecord, UnitOfWork, UnitOfWorkFactory
 
 ACCOUNT_TYPES = ("Hedging", "Netting")
 
-# Stakes escrowed by ext-order products are still the user's money, held for a
-# purpose: the brokerage view counts them as locked. Bonus balances are not cash
-# and are not shown here.
-_LOCKED_BUCKETS = frozenset({Bucket.LOCKED.value, Bucket.STAKE.value})
+# Stakes escrowed by ext-order products and the margin held by open derivative
+# positions are still the user's money, held for a purpose: the brokerage view
+# counts them as locked. Bonus balances are not cash and are not shown here.
+_LOCKED_BUCKETS = frozenset({Bucket.LOCKED.value, Bucket.STAKE.value, Bucket.MARGIN.value})
 _CASH_BUCKETS = _LOCKED_BUCKETS | {Bucket.AVAILABLE.value}
 
 
@@ -38,6 +39,17 @@ class AccountView:
 
     def total_of(self, asset_id: str) -> Decimal:
         return sum((b.total for b in self.balances if b.asset_id == asset_id), Decimal(0))
+
+    def total_in(self, rates: Rates) -> Decimal:
+        """Every balance valued in the root asset at the latest prices (the history server's
+        conversion: direct or through one intermediate market). An asset that no traded market
+        prices yet cannot be valued and counts as nothing: the total is a lower bound then."""
+        total = Decimal(0)
+        for b in self.balances:
+            rate = rates.rate(b.asset_id)
+            if rate is not None:
+                total += b.total * rate
+        return total
 
 
 def parse_account_type(value: str | None) -> str:
@@ -121,6 +133,17 @@ class AccountService:
 
     async def my_accounts(self, principal: Principal) -> list[AccountView]:
         return await self.user_accounts(principal.uid)
+
+    async def my_accounts_valued(self, principal: Principal) -> tuple[list[AccountView], Rates]:
+        """The caller's accounts and the rates that value them in the root asset (one snapshot)."""
+        async with self._uow() as uow:
+            views = [
+                AccountView(a, await account_balances(uow, a.account_id))
+                for a in await uow.accounts.list_for_user(principal.uid)
+            ]
+            assets = {b.asset_id for v in views for b in v.balances}
+            rates = rates_to_root(AssetId(self.root_asset), assets, await uow.history.last_prices())
+        return views, rates
 
     async def owned_account(self, principal: Principal, account_id: str) -> AccountRecord:
         """The caller's own account (the brokerage ``accountId`` header); 404 for anyone else's."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 from typing import TypeVar
 
@@ -33,7 +33,14 @@ from bourse.domain.errors import (
     NotFound,
 )
 from bourse.domain.fees import CommissionRule, select_rule
-from bourse.domain.funding import FUNDING_KIND, SWAP_KIND, funding_payment, settle_payment, swap_payment
+from bourse.domain.funding import (
+    FUNDING_KIND,
+    SWAP_KIND,
+    funding_payment,
+    funding_times,
+    settle_payment,
+    swap_payment,
+)
 from bourse.domain.identity import Principal
 from bourse.domain.ledger import Bucket, account_owner
 from bourse.domain.margin import (
@@ -82,6 +89,7 @@ from bourse.domain.triggers import (
 from bourse.domain.values import AccountId, AssetId, UserId, format_decimal
 from bourse.service.accounts import AccountService
 from bourse.service.context import RequestMeta
+from bourse.service.derivatives_book import close_in_book, closed_something, place_in_book
 from bourse.service.derivatives_context import (
     DERIVATIVE_TYPES,
     Contract,
@@ -96,6 +104,7 @@ from bourse.service.derivatives_context import (
     position_marks,
     selected_assets,
 )
+from bourse.service.derivatives_events import Changes, order_changes, publish
 from bourse.service.derivatives_fills import FillPrice, crosses, execute, record_deficit, reject
 from bourse.service.derivatives_records import (
     ClosedPositionQuery,
@@ -119,7 +128,7 @@ from bourse.service.derivatives_records import (
 )
 from bourse.service.ledger import post
 from bourse.service.notifications import NotificationService
-from bourse.service.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from bourse.service.ports import Clock, DerivativeBook, EventBus, UnitOfWork, UnitOfWorkFactory
 from bourse.service.pricing import PricingService
 
 _T = TypeVar("_T")
@@ -127,6 +136,10 @@ MAX_LIMIT = 1000
 # A stop-out closes one position at a time; a bound keeps one check finite whatever happens.
 MAX_STOP_OUT_CLOSES = 100
 SYSTEM_ACTOR = "system:derivatives"
+# The payment jobs' cursors (``derivative_job_cursors.job``) and how much one pass pays per market.
+FUNDING_JOB = "Funding"
+SWAP_JOB = "Swap"
+PAYMENT_BATCH = 100
 PERCENT_SCALE = 2
 _SOURCE_OF = {
     CloseReason.TRADER: OrderSource.MANUAL,
@@ -255,13 +268,23 @@ class DerivativesService:
         pricing: PricingService,
         root_asset: str,
         notifications: NotificationService | None = None,
+        bus: EventBus | None = None,
+        *,
+        book: DerivativeBook | None = None,
     ) -> None:
         self._uow = uow
+        # OrderBook markets: their engine runners (orders, cancels and closes go there).
+        self._book = book
         self._notifications = notifications
+        self._bus = bus
         self._clock = clock
         self._accounts = accounts
         self._pricing = pricing
         self._root = AssetId(root_asset)
+
+    def _publish(self, changes: Sequence[Changes]) -> None:
+        """Tell the bus what a committed use case changed (derivative-orders, positions, balances)."""
+        publish(self._bus, self._clock.now(), changes)
 
     # --- who ---------------------------------------------------------------------------------
 
@@ -291,6 +314,10 @@ class DerivativesService:
                 f"market {market.id} executes on the order book; only Dealer derivative markets trade yet",
                 marketId=market.id,
             )
+
+    async def _order_book(self, market: Market) -> bool:
+        settings = await self._pricing.settings(market.id)
+        return settings is not None and settings.execution_mode is ExecutionMode.ORDER_BOOK
 
     @staticmethod
     def _product(market: Market, product: MarketType | None) -> None:
@@ -448,9 +475,11 @@ class DerivativesService:
             self._product(c.market, product)
             rules = await uow.commissions.rules_for_account(account)
             record = await uow.accounts.get(account)
-        await self._dealer(c.market)
+        in_book = await self._order_book(c.market)
         rule = self._rule(rules, c)
         assert record is not None
+        if in_book:
+            return await self._place_book(principal, account, request, c, record.account_type, now, meta)
         quote = (
             await self._quote(c.market.id) if request.type in (OrderType.MARKET, OrderType.LIMIT) else None
         )
@@ -488,6 +517,43 @@ class DerivativesService:
             await uow.derivatives.update_order(order)
             await self._audit(uow, principal.username, AuditAction.DERIVATIVE_ORDER_PLACED, order, meta)
             view = await self._order_view(uow, order, c.market)
+            changes = await order_changes(uow, order)
+            await uow.commit()
+        self._publish([changes])
+        return view
+
+    async def _place_book(
+        self,
+        principal: Principal,
+        account: AccountId,
+        request: DerivativeOrderRequest,
+        c: Contract,
+        account_type: str,
+        now: datetime,
+        meta: RequestMeta | None,
+    ) -> OrderView:
+        """An order on an OrderBook market: matched by the market's runner, which stores it."""
+        async with self._uow() as uow:
+            positions = await uow.derivatives.open_positions(account, c.market.id)
+        broken = self._rule_broken(request, c, now)
+        order = await place_in_book(
+            self._book, account, request, c, AccountKind(account_type), positions, broken
+        )
+        return await self._book_view(principal.username, order, c.market, meta)
+
+    async def _book_view(
+        self,
+        actor: str,
+        order: DerivativeOrder,
+        market: Market,
+        meta: RequestMeta | None,
+        cancelled: bool = False,
+    ) -> OrderView:
+        """Audit what the runner committed (its own transaction holds the money moved) and show it."""
+        action = AuditAction.DERIVATIVE_ORDER_CANCELLED if cancelled else AuditAction.DERIVATIVE_ORDER_PLACED
+        async with self._uow() as uow:
+            await self._audit(uow, actor, action, order, meta)
+            view = await self._order_view(uow, order, market)
             await uow.commit()
         return view
 
@@ -669,6 +735,10 @@ class DerivativesService:
         oid = parse_id(order_id, "order", "stopOrderId" if stop_only else "orderId")
         now = self._clock.now()
         async with self._uow() as uow:
+            peek = await uow.derivatives.get_order(oid)
+        if peek is not None and peek.in_book:
+            return await self._cancel_book(principal, account, peek, stop_only, meta)
+        async with self._uow() as uow:
             await uow.derivatives.lock_account(account)
             order = await uow.derivatives.get_order(oid, for_update=True)
             if order is None:
@@ -700,7 +770,38 @@ class DerivativesService:
             market = await uow.markets.get(order.market_id)
             view = await self._order_view(uow, order, market)
             await uow.commit()
+        self._publish([Changes(account, order_ids=[order.order_id])])
         return view
+
+    async def _cancel_book(
+        self,
+        principal: Principal,
+        account: AccountId,
+        order: DerivativeOrder,
+        stop_only: bool,
+        meta: RequestMeta | None,
+    ) -> OrderView:
+        """Cancel an order resting in an OrderBook market's book: through its runner."""
+        if order.account_id != account:
+            raise NotFound(f"order {order.order_id} not found", field="orderId")
+        if stop_only:
+            raise NotFound(f"stop order {order.order_id} not found", field="stopOrderId")
+        book = self._book
+        cancelled = None
+        if order.is_live and book is not None:
+            cancelled = await book.cancel_derivative(order.market_id, account, order.order_id)
+        if cancelled is None:
+            async with self._uow() as uow:
+                now = await uow.derivatives.get_order(order.order_id)
+            state = (now or order).status.value
+            raise BusinessRejection(
+                f"order {order.order_id} is {state}; only live orders can be cancelled",
+                orderId=str(order.order_id),
+            )
+        async with self._uow() as uow:
+            market = await uow.markets.get(order.market_id)
+        assert market is not None
+        return await self._book_view(principal.username, cancelled, market, meta, cancelled=True)
 
     async def get_order(
         self, principal: Principal, account_id: str | None, order_id: str
@@ -877,9 +978,11 @@ class DerivativesService:
         view = await self._close(
             account, position_id, lots, CloseReason.TRADER, actor=principal.username, meta=meta
         )
-        if view.order.status is not OrderStatus.FILLED:
+        if view.order.status is not OrderStatus.FILLED and not (
+            view.order.in_book and view.order.executed_lots > 0
+        ):
             raise BusinessRejection(
-                f"the close was refused: {view.order.reject_reason}",
+                f"the close was refused: {view.order.reject_reason or view.order.cancel_reason}",
                 reason=view.order.reject_reason,
                 orderId=str(view.order.order_id),
             )
@@ -926,6 +1029,15 @@ class DerivativesService:
             record = await uow.accounts.get(account)
         rule = self._rule(rules, c)
         assert record is not None
+        if await self._order_book(c.market):
+            async with self._uow() as uow:
+                position = await self._own_position(uow, account, position_id)
+            if not position.is_open:
+                raise PositionClosed(f"position {position_id} is closed", positionId=position_id)
+            amount = position.lots if lots is None else lots
+            self._check_close_lots(c, position, amount)
+            order = await close_in_book(self._book, position, c, amount, reason, limit_price)
+            return await self._book_view(actor, order, c.market, meta)
         quote = await self._pricing.dealer_quote(c.market.id)  # PriceUnavailable: nothing to close at
         mark = await self._mark(c.market.id)
         async with self._uow() as uow:
@@ -951,7 +1063,9 @@ class DerivativesService:
                 meta,
             )
             view = await self._order_view(uow, order, c.market)
+            changes = await order_changes(uow, order)
             await uow.commit()
+        self._publish([changes])
         return view
 
     async def _close_in(
@@ -1037,6 +1151,8 @@ class DerivativesService:
         mark = await self._mark(c.market.id)
         if mark is None:
             return []
+        if await self._order_book(c.market):
+            return await self._book_triggers(peek.account_id, position_id, c, mark, now)
         quote = await self._quote(c.market.id)
         async with self._uow() as uow:
             await uow.derivatives.lock_account(peek.account_id)
@@ -1073,10 +1189,52 @@ class DerivativesService:
                     )
                 )
             left = await uow.derivatives.get_position(position_id)
+            changes = [await order_changes(uow, o) for o in orders]
             if left is not None and left.is_open and after != stored:
                 await uow.derivatives.save_triggers(position_id, None if after.is_empty else after)
+                changes.append(Changes.of_position(position.account_id, position_id))
             views = [await self._order_view(uow, o, c.market) for o in orders]
             await uow.commit()
+        self._publish(changes)
+        return views
+
+    async def _book_triggers(
+        self, account: AccountId, position_id: str, c: Contract, mark: Decimal, now: datetime
+    ) -> list[OrderView]:
+        """Triggers of a position on an OrderBook market: what fires is closed by reduce-only
+        orders through the market's runner; the triggers' new state is stored once the closes did
+        their work (a market close that found no liquidity leaves them as they were: they fire
+        again on the next pass)."""
+        async with self._uow() as uow:
+            position = await uow.derivatives.get_position(position_id)
+            stored = (await uow.derivatives.triggers([position_id])).get(position_id)
+        if position is None or not position.is_open or stored is None:
+            return []
+        firings, after = evaluate(position, stored, mark, c.spec)
+        views: list[OrderView] = []
+        for firing in firings:
+            async with self._uow() as uow:
+                current = await uow.derivatives.get_position(position_id)
+            if current is None or not current.is_open:
+                break
+            view = await self._close(
+                account,
+                position_id,
+                min(firing.lots, current.lots),
+                firing.reason,
+                actor=SYSTEM_ACTOR,
+                now=now,
+                limit_price=firing.limit_price,
+            )
+            views.append(view)
+            if not closed_something(view.order):
+                return views
+        async with self._uow() as uow:
+            await uow.derivatives.lock_account(account)
+            left = await uow.derivatives.get_position(position_id)
+            if left is not None and left.is_open and after != stored:
+                await uow.derivatives.save_triggers(position_id, None if after.is_empty else after)
+                await uow.commit()
         return views
 
     async def check_margin(self, account_id: AccountId, now: datetime | None = None) -> MarginCheck:
@@ -1100,9 +1258,13 @@ class DerivativesService:
             if target is None:
                 break
             try:
-                closed.append(await self.close_position(account_id, target, None, CloseReason.STOP_OUT, now))
+                view = await self.close_position(account_id, target, None, CloseReason.STOP_OUT, now)
             except (PriceUnavailable, PositionClosed):
                 skipped.add(target)
+                continue
+            closed.append(view)
+            if view.order.in_book and not closed_something(view.order):
+                skipped.add(target)  # no liquidity in the book now: the next pass tries again
         return MarginCheck(closed, notified)
 
     async def _margin_snapshot(self, account: AccountId) -> _MarginSnapshot | None:
@@ -1180,20 +1342,19 @@ class DerivativesService:
         return None
 
     async def pay_funding(self, rate: FundingRate) -> int:
-        """For the funding job: pay one stored funding rate of a Perpetual market to each of its
-        positions open now that were opened at or before ``rate.applied_at``: ``base * mark *
-        rate`` (``funding_payment``; a positive rate: longs pay, shorts receive), each its own
-        ledger transaction against ``sys:house`` with business key
+        """For the funding job: pay one stored funding rate of a Perpetual market to each position
+        that was open at ``rate.applied_at``, on the lots it had then (a position closed since
+        still pays; one opened after does not): ``base * mark * rate`` at the moment's mark
+        (``funding_payment``; a positive rate: longs pay, shorts receive), each its own ledger
+        transaction against ``sys:house`` with business key
         ``funding:<market>:<applied_at>:<position>`` and a ``funding_payments`` row, so a re-run
         pays nothing twice. A charge beyond the account's available is paid in part and the rest
         is a deficit (PositionDeficit). How many positions were paid."""
         async with self._uow() as uow:
             c = await contract(uow, rate.market_id)
-            positions = await uow.derivatives.market_positions(rate.market_id)
+            positions = await uow.derivatives.positions_at(rate.market_id, rate.applied_at)
         paid = 0
         for p in positions:
-            if p.opened_at > rate.applied_at:
-                continue
             key = f"funding:{rate.market_id}:{rate.applied_at.isoformat()}:{p.position_id}"
 
             def row(tx_id: int | None, amount: Decimal, deficit: Decimal, p: Position = p) -> FundingPayment:
@@ -1216,28 +1377,35 @@ class DerivativesService:
                 paid += 1
         return paid
 
-    async def pay_swaps(self, day: date) -> int:
-        """For the swap job: each Cfd market's daily swap for ``day`` to its positions open now that
-        were opened at or before ``day`` 00:00 UTC (``swap_payment`` at the current mark, in the
-        leg's asset; the size is what the trader receives), one ledger transaction each with
-        business key ``swap:<position>:<day>`` and a ``swap_payments`` row. How many were paid."""
+    async def pay_swaps(self, day: date, market_id: str | None = None) -> int:
+        """For the swap job: each Cfd market's (or only ``market_id``'s) daily swap for ``day`` to
+        the positions open at ``day`` 00:00 UTC, on the lots they had then (a position closed since
+        still pays), at the mark of that moment (``PricingService.mark_at``; the position's entry
+        before the market's first mark), in the leg's asset; the size is what the trader receives.
+        One ledger transaction each with business key ``swap:<position>:<day>`` and a
+        ``swap_payments`` row, so a re-run pays nothing twice. How many were paid."""
         midnight = datetime.combine(day, time(0), tzinfo=UTC)
         async with self._uow() as uow:
-            markets = [m for m in await uow.markets.list() if m.type is MarketType.CFD and m.swap_settings]
+            markets = [
+                m
+                for m in await uow.markets.list()
+                if m.type is MarketType.CFD and m.swap_settings and market_id in (None, m.id)
+            ]
             specs = {m.id: await contract_of(uow, m) for m in markets}
-            positions = {m.id: await uow.derivatives.market_positions(m.id) for m in markets}
+            positions = {m.id: await uow.derivatives.positions_at(m.id, midnight) for m in markets}
             scales = {a.id: a.scale for a in await uow.assets.list()}
-        marks = await self._marks([m.id for m in markets])
         paid = 0
         for market in markets:
             c, swap = specs[market.id], market.swap_settings
             assert swap is not None
+            if not positions[market.id]:
+                continue
+            at_midnight = await self._pricing.mark_at(market.id, midnight)
             for p in positions[market.id]:
-                if p.opened_at > midnight:
-                    continue
                 leg = swap.long if p.side is PositionSide.LONG else swap.short
                 asset_scale = scales.get(leg.asset_id) if leg is not None else None
-                due = swap_payment(p, c.spec, swap, marks.get(market.id, p.entry_price), asset_scale)
+                mark = at_midnight.mark if at_midnight is not None else p.entry_price
+                due = swap_payment(p, c.spec, swap, mark, asset_scale)
                 if due is None:
                     continue
                 asset, amount = due
@@ -1278,22 +1446,28 @@ class DerivativesService:
         row: Callable[[int | None, Decimal, Decimal], FundingPayment | SwapPayment],
     ) -> bool:
         """One payment to (> 0) or from (< 0) the position's account, in one transaction; False when
-        it was paid before (its row exists) or the position closed meanwhile."""
+        it was paid before (its row exists). The position may have closed since its moment: what
+        was due then is due still."""
         account = position.account_id
         owner = account_owner(account)
         now = self._clock.now()
         async with self._uow() as uow:
             await uow.derivatives.lock_account(account)
+            # What available does not cover comes out of the paying position's own margin (in its
+            # settlement asset, while it is open): the trader pays with money it holds before
+            # the house absorbs anything. The row is locked before the ledger, as a fill does.
             current = await uow.derivatives.get_position(position.position_id, for_update=True)
-            if current is None or not current.is_open:
-                return False
+            payer = (
+                current if current is not None and current.is_open and asset == c.settlement_asset else None
+            )
             available, _ = await uow.derivatives.lock_funds(owner, asset)
-            tx, deficit = settle_payment(
+            tx, from_margin, deficit = settle_payment(
                 owner,
                 asset,
                 amount,
                 available,
                 key,
+                margin=payer.margin if payer is not None else ZERO,
                 kind=kind,
                 details={"marketId": c.market.id, "positionId": position.position_id},
             )
@@ -1311,6 +1485,13 @@ class DerivativesService:
             )
             if not added:
                 return False
+            if payer is not None and from_margin > 0:
+                # The margin bucket went down by ``from_margin`` in ``tx``: so does the position's
+                # margin (the bucket is the sum of the open positions' margin). An existing
+                # position's opening order is kept: the order id given is not written.
+                await uow.derivatives.save_positions(
+                    [replace(payer, margin=payer.margin - from_margin, updated_at=now)], 0
+                )
             if deficit > 0:
                 await record_deficit(
                     uow,
@@ -1328,7 +1509,63 @@ class DerivativesService:
                     meta=None,
                 )
             await uow.commit()
+        self._publish([Changes.of_balances(account, [asset])])
         return True
+
+    async def run_funding(self, now: datetime | None = None) -> int:
+        """One pass of the funding job: for every Perpetual market, pay each stored funding rate
+        after the market's cursor (oldest first, up to ``now``) with ``pay_funding``, then move
+        the cursor past it, so each funding moment is paid once and a late or restarted job
+        catches up. How many positions were paid. A market whose payment fails keeps its cursor
+        (retried next pass)."""
+        now = now or self._clock.now()
+        async with self._uow() as uow:
+            markets = [m.id for m in await uow.markets.list() if m.type is MarketType.PERPETUAL]
+        paid = 0
+        for market_id in markets:
+            async with self._uow() as uow:
+                cursor = await uow.derivatives.job_cursor(FUNDING_JOB, market_id)
+            for rate in await self._pricing.funding_rates_after(market_id, cursor, PAYMENT_BATCH):
+                if rate.applied_at > now:
+                    break
+                got = await self._guarded(self.pay_funding(rate))
+                if got is None:
+                    break
+                paid += got
+                await self._advance(FUNDING_JOB, market_id, rate.applied_at)
+        return paid
+
+    async def run_swaps(self, now: datetime | None = None) -> int:
+        """One pass of the swap job: for every Cfd market with swap settings, pay each day whose
+        00:00 UTC is after the market's cursor and not after ``now`` (``pay_swaps``), then move the
+        cursor to it: each day is paid once, missed days are caught up (a market never paid
+        starts at the first 00:00 after its first position opened). How many were paid."""
+        now = now or self._clock.now()
+        async with self._uow() as uow:
+            markets = [m.id for m in await uow.markets.list() if m.type is MarketType.CFD and m.swap_settings]
+        paid = 0
+        for market_id in markets:
+            async with self._uow() as uow:
+                cursor = await uow.derivatives.job_cursor(SWAP_JOB, market_id)
+                first = await uow.derivatives.first_opened_at(market_id) if cursor is None else None
+            if cursor is not None:
+                since = cursor
+            elif first is not None:
+                since = first - timedelta(microseconds=1)  # a position opened at 00:00 pays that day
+            else:
+                continue  # no position ever: nothing was due
+            for midnight in funding_times(time(0), 24, since, now)[:PAYMENT_BATCH]:
+                got = await self._guarded(self.pay_swaps(midnight.date(), market_id))
+                if got is None:
+                    break
+                paid += got
+                await self._advance(SWAP_JOB, market_id, midnight)
+        return paid
+
+    async def _advance(self, job: str, market_id: str, through: datetime) -> None:
+        async with self._uow() as uow:
+            await uow.derivatives.set_job_cursor(job, market_id, through, self._clock.now())
+            await uow.commit()
 
     async def run_dealer_orders(self) -> int:
         """One pass of the dealer job: ``process_order`` for every live derivative order (oldest
@@ -1403,7 +1640,9 @@ class DerivativesService:
             await uow.derivatives.update_order(changed)
             await self._audit(uow, SYSTEM_ACTOR, AuditAction.DERIVATIVE_ORDER_PLACED, changed, None)
             view = await self._order_view(uow, changed, c.market)
+            changes = await order_changes(uow, changed)
             await uow.commit()
+        self._publish([changes])
         return view
 
     async def _progress(
@@ -1424,6 +1663,12 @@ class DerivativesService:
                 stop_status=StopStatus.CANCELLED if waiting else order.stop_status,
                 updated_at=now,
             )
+        if order.reduce_only and order.position_id is not None:
+            # A resting close (a stop loss's limit close) of a position closed another way meanwhile
+            # (the trader, a take profit, a stop-out) has nothing left to close.
+            position = await uow.derivatives.get_position(order.position_id)
+            if position is None or not position.is_open:
+                return reject(order, DerivativeReject.POSITION_CLOSED, now)
         market = c.market
         if market.status is MarketStatus.HALTED or (
             market.calendar is not None and not market.calendar.is_open(now)
@@ -1566,6 +1811,7 @@ class DerivativesService:
                 )
             )
             await uow.commit()
+        self._publish([Changes.of_position(account, position_id)])
         return position_id
 
     @staticmethod

@@ -12,9 +12,11 @@ from decimal import Decimal
 
 from bourse.domain.account_groups import DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL
 from bourse.domain.errors import NotFound
+from bourse.domain.history import Rates as RootRates
+from bourse.domain.history import rates_to_root
 from bourse.domain.ledger import Bucket, account_owner
 from bourse.domain.margin import Collateral, PositionMark
-from bourse.domain.markets import Market, MarketQuery, MarketType
+from bourse.domain.markets import Market, MarketType
 from bourse.domain.positions import ContractSpec, Position
 from bourse.domain.values import AccountId, AssetId
 from bourse.service.ports import UnitOfWork
@@ -42,31 +44,23 @@ class Levels:
 
 
 class Rates:
-    """Prices in the root asset, read once per unit of work: the root is 1; another asset is the
-    latest trade of a direct spot market to or from the root (None without one)."""
+    """Prices in the root asset, read once per unit of work: the platform's one conversion, the
+    same as every ``...InRAT`` of the history server (``domain.history.rates_to_root`` over the
+    latest trade of every market: directly, or through one intermediate market). The root is 1;
+    an asset without such a price has none (None)."""
 
     def __init__(self, uow: UnitOfWork, root: AssetId) -> None:
         self._uow = uow
         self.root = root
-        self._known: dict[AssetId, Decimal | None] = {root: ONE}
+        self._rates: RootRates | None = None
 
     async def get(self, asset: AssetId) -> Decimal | None:
-        if asset in self._known:
-            return self._known[asset]
-        rate: Decimal | None = None
-        for base, quote, invert in ((asset, self.root, False), (self.root, asset, True)):
-            markets = await self._uow.markets.list(
-                MarketQuery(base_asset_ids=(base,), quote_asset_ids=(quote,), types=(MarketType.SPOT,))
-            )
-            for market in markets:
-                last = await self._uow.trading.last_trade(market.id)
-                if last is not None and last[1] > 0:
-                    rate = (ONE / last[1]) if invert else last[1]
-                    break
-            if rate is not None:
-                break
-        self._known[asset] = rate
-        return rate
+        if asset == self.root:
+            return ONE
+        if self._rates is None:
+            history = self._uow.history
+            self._rates = rates_to_root(self.root, await history.asset_ids(), await history.last_prices())
+        return self._rates.rate(asset)
 
 
 async def contract(uow: UnitOfWork, market_id: str) -> Contract:

@@ -51,6 +51,7 @@ from bourse.domain.triggers import (
     validate_trailing_rate,
 )
 from bourse.domain.values import AccountId
+from bourse.service import hedging
 from bourse.service.context import RequestMeta
 from bourse.service.derivatives_context import Contract, Rates
 from bourse.service.derivatives_records import (
@@ -242,7 +243,7 @@ async def execute(
     )
     fees = _split(result.fee, [r.lots for r in rows], spec.settlement_scale)
     rows = [_with_fee(r, f) for r, f in zip(rows, fees, strict=True)]
-    await uow.derivatives.add_executions(rows)
+    execution_ids = await uow.derivatives.add_executions(rows)
 
     if result.deficit > 0:
         reduced = next(
@@ -268,6 +269,22 @@ async def execute(
     base = spec.base(order.lots)
     with localcontext(EXACT):
         quote_amount = price * base
+    # A-book: the house's side of this fill is hedged at a venue if the market says so (an outbox
+    # row in this same transaction; service/hedging.py sends it).
+    await hedging.enqueue(
+        uow,
+        hedging.HedgeFill(
+            order.order_id,
+            execution_ids[0] if execution_ids else None,
+            account,
+            c.market.id,
+            order.side,
+            base,
+            price,
+            c.market.amount_scale,
+            now,
+        ),
+    )
     # The position the order ends up in: the one it opened (a flip's new one), else the one it changed.
     target_id = result.opened.position_id if result.opened is not None else result.changed[0].position_id
     return order.but(

@@ -50,6 +50,14 @@ class DerivativeReject(StrEnum):
     SESSION_CLOSED = "SessionClosed"
     PRICE_UNAVAILABLE = "PriceUnavailable"
     FOK_NOT_FILLABLE = "FokNotFillable"
+    # OrderBook markets (the engine's reasons are stored as they are: PostOnlyWouldCross,
+    # NoLiquidity, InvalidTimeInForce, ...).
+    NO_REFERENCE_PRICE = "NoReferencePrice"  # a market buy before the book's first trade
+    INVALID_TIME_IN_FORCE = "InvalidTimeInForce"  # post-only with Market, Ioc or Fok
+    # the account's lots already waiting to close the position leave less than asked
+    CLOSE_LOTS_TAKEN = "CloseLotsTaken"
+    # A resting reduce-only close (a stop loss's limit close) whose position was closed another way.
+    POSITION_CLOSED = "PositionClosed"
 
 
 class DeficitKind(StrEnum):
@@ -119,6 +127,7 @@ class DerivativeOrderRequest:
     margin_type: MarginType = MarginType.CROSS
     triggers: TriggerRequest = field(default_factory=TriggerRequest)
     client_order_id: str | None = None
+    post_only: bool = False  # OrderBook markets: rest only, never take
 
     def fingerprint(self) -> bytes:
         """SHA-256 of what the order asks for: a repeated clientOrderId must ask for the same."""
@@ -139,7 +148,7 @@ class DerivativeOrderRequest:
             _canon(t.stop_limit_price),
             str(t.trailing),
             _canon(t.trailing_rate),
-        )
+        ) + (("postOnly",) if self.post_only else ())
         return hashlib.sha256("\x1f".join(parts).encode()).digest()
 
 
@@ -179,6 +188,17 @@ class DerivativeOrder:
     cancellation_date: datetime | None = None
     client_order_id: str | None = None
     fingerprint: bytes | None = None
+    # OrderBook markets: matched by the market's engine runner (see engine/derivatives_runner.py).
+    in_book: bool = False
+    engine_seq: int | None = None
+    post_only: bool = False
+    reserve_price: Decimal | None = None  # the worst price the hold was sized for
+    locked_amount: Decimal = ZERO  # the hold placed (settlement asset, available -> locked)
+    locked_remaining: Decimal = ZERO  # what of it is still locked
+    hold_tx_id: int | None = None
+    fee_type: str | None = None  # the fee terms fixed at placement (FeeType value)
+    fee_size: Decimal | None = None
+    cancel_reason: str | None = None
 
     @property
     def is_live(self) -> bool:
@@ -190,6 +210,22 @@ class DerivativeOrder:
 
     def but(self, **changes: object) -> DerivativeOrder:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class BookOrderRequest:
+    """An order for an OrderBook market's runner. ``reject``: a rule the service found broken
+    (the runner stores the order Rejected with it). ``close_position_id``: a reduce-only close of
+    that position (trader's close, trigger, stop-out). ``preempt``: the platform's own closes
+    first cancel the account's other waiting closes of the position, so they always fit."""
+
+    account_id: AccountId
+    request: DerivativeOrderRequest
+    reject: DerivativeReject | None = None
+    close_position_id: str | None = None
+    reason: CloseReason = CloseReason.TRADER
+    source: OrderSource = OrderSource.MANUAL
+    preempt: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ its total, and the rates used to convert into the root asset, come from the same
 method checks its operation itself too, so a caller other than the HTTP routes (reports) cannot
 skip it. Bodies are validated by ``domain.history`` (unknown fields are 400, never ignored).
 
-Not built yet, and answered honestly: there are no external venues, so ``external_orders`` is
-always empty (its filters are still validated); no order is unsolicited yet (stop-outs,
-liquidations, dealer fills come with margin trading), so ``unsolicited_trades`` finds none.
+``external_orders`` lists the hedge orders sent to external venues for Dealer fills
+(``service/hedging.py``, table ``external_orders``; ``orderStatus`` is the external order state).
+No spot order is unsolicited yet (stop-outs and liquidations of derivatives are their own
+orders), so ``unsolicited_trades`` finds none.
 """
 
 from __future__ import annotations
@@ -80,8 +81,6 @@ class HistoryService:
     ) -> Page:
         principal.require(operation)
         query = parse_query(kind, body)
-        if kind is _K.EXTERNAL_ORDERS:
-            return Page([], False, 0 if total else None)  # no external venues exist yet
         async with self._reading() as (uow, rates):
             rows = await uow.history.rows(query, rates)
             count = await uow.history.count(query, rates) if total else None

@@ -61,6 +61,7 @@ from bourse.domain.pricing import (
     FundingQuery,
     FundingRate,
     HaltState,
+    MarkPrice,
     PricingSettings,
     SourcePrice,
     StoredPrices,
@@ -78,9 +79,20 @@ from bourse.domain.trading import BatchWrite, Checkpoint, Order, OrderQuery
 from bourse.domain.transfers import Transfer
 from bourse.domain.triggers import Triggers
 from bourse.domain.values import AccountId, AssetId, UserId
+from bourse.domain.venues import (
+    ExternalOrder,
+    ExternalOrderStatus,
+    HedgeSettings,
+    VenueConfig,
+    VenueCredentials,
+    VenueOrder,
+    VenueOrderRef,
+    VenueOrderRequest,
+)
 from bourse.domain.wallet import ExtRequestType
 from bourse.domain.workspace import Layout, Template, UiSettings
 from bourse.service.derivatives_records import (
+    BookOrderRequest,
     ClosedPositionQuery,
     ClosedPositionRow,
     Deficit,
@@ -489,6 +501,24 @@ class OrderEngines(Protocol):
 
     async def start_all(self) -> None: ...
     async def aclose(self) -> None: ...
+
+
+class DerivativeBook(Protocol):
+    """The engine runners of OrderBook Cfd/Perpetual markets: a command's result once its batch
+    committed (``engine/derivatives_runner.py``)."""
+
+    async def place_derivative(self, order: BookOrderRequest) -> DerivativeOrder:
+        """The order as committed (possibly Rejected); for a repeated clientOrderId the first order.
+        IdempotencyConflict for a clientOrderId used with another request; MarketStopped."""
+        ...
+
+    async def cancel_derivative(
+        self, market_id: str, account_id: AccountId, order_id: int
+    ) -> DerivativeOrder | None:
+        """The cancelled order, or None if it was not live (any more)."""
+        ...
+
+    def last_price(self, market_id: str) -> Decimal | None: ...
 
 
 class HistoryQueries(Protocol):
@@ -922,6 +952,15 @@ class PricingRepository(Protocol):
         """False if the market already has a rate at that time (nothing is changed)."""
         ...
 
+    async def add_marks_at(self, marks: Sequence[MarkPrice]) -> None:
+        """Store the mark and index of a market at a moment (``mark_history``); a moment stored
+        already keeps its first value."""
+        ...
+
+    async def mark_at(self, market_id: str, at: datetime) -> MarkPrice | None:
+        """The mark stored for exactly that moment, if any."""
+        ...
+
     async def last_funding_time(self, market_id: str) -> datetime | None: ...
     async def funding_rates(self, market_id: str, query: FundingQuery) -> FundingPage:
         """Newest first."""
@@ -989,6 +1028,16 @@ class DerivativesRepository(Protocol):
         """Accounts with at least one open position, sorted (for the margin job)."""
         ...
 
+    async def positions_at(self, market_id: str, at: datetime) -> list[Position]:
+        """The market's positions open at ``at`` (opened at or before it, not closed by then), by
+        id, each with the lots it had then (rebuilt from its executions up to ``at``); the other
+        fields are as stored now (for the funding and swap jobs)."""
+        ...
+
+    async def first_opened_at(self, market_id: str) -> datetime | None:
+        """When the market's first position (open or closed) was opened."""
+        ...
+
     # triggers
     async def triggers(self, position_ids: Sequence[str]) -> dict[str, Triggers]:
         """The stored triggers of each position that has any."""
@@ -1014,7 +1063,16 @@ class DerivativesRepository(Protocol):
         ...
 
     async def live_orders(self, market_id: str | None = None) -> list[DerivativeOrder]:
-        """Resting and waiting orders (of one market if given), oldest first (for the dealer job)."""
+        """Resting and waiting Dealer orders (of one market if given), oldest first (for the dealer
+        job); orders in an OrderBook market's book are the runner's, not listed here."""
+        ...
+
+    async def book_orders(self, market_id: str) -> list[DerivativeOrder]:
+        """The live orders in the market's order book (its runner rebuilds the book from them)."""
+        ...
+
+    async def new_position_ids(self, count: int) -> list[str]:
+        """``count`` fresh position ids."""
         ...
 
     # fills
@@ -1064,6 +1122,58 @@ class DerivativesRepository(Protocol):
         """False when the position was paid for that day already."""
         ...
 
+    # the payment jobs' cursors
+    async def job_cursor(self, job: str, market_id: str) -> datetime | None:
+        """The last moment (``Funding``) or swap day's 00:00 (``Swap``) fully paid for the market."""
+        ...
+
+    async def set_job_cursor(self, job: str, market_id: str, through: datetime, at: datetime) -> None:
+        """Move the cursor to ``through`` (never back)."""
+        ...
+
+
+class VenueRepository(Protocol):
+    """Venues, per-market hedge settings and the external (hedge) orders (adapters/db/venue_repos.py)."""
+
+    async def add_venue(self, venue: VenueConfig) -> bool:
+        """False (nothing written) if the id is taken."""
+        ...
+
+    async def get_venue(self, venue_id: str, *, for_update: bool = False) -> VenueConfig | None: ...
+    async def list_venues(self) -> list[VenueConfig]:
+        """By id."""
+        ...
+
+    async def save_venue(self, venue: VenueConfig) -> None: ...
+    async def delete_venue(self, venue_id: str) -> bool: ...
+    async def venue_in_use(self, venue_id: str) -> bool:
+        """Whether hedge settings or an unfinished external order name the venue."""
+        ...
+
+    async def get_hedging(self, market_id: str) -> HedgeSettings | None: ...
+    async def put_hedging(self, settings: HedgeSettings) -> None:
+        """Insert or replace the market's settings."""
+        ...
+
+    async def add_external_order(self, order: ExternalOrder) -> bool:
+        """False (nothing written) if the derivative order already has one."""
+        ...
+
+    async def get_external_order(
+        self, external_order_id: str, *, for_update: bool = False
+    ) -> ExternalOrder | None: ...
+    async def save_external_order(self, order: ExternalOrder) -> None:
+        """Write back what changes: status, venue id, fills, times, attempts, last error."""
+        ...
+
+    async def external_orders_of(self, order_id: int) -> list[ExternalOrder]: ...
+    async def claim_external_orders(
+        self, statuses: Sequence[ExternalOrderStatus], limit: int, *, due_before: datetime | None = None
+    ) -> list[ExternalOrder]:
+        """Up to ``limit`` orders in ``statuses`` (with ``timeout_at <= due_before`` if given), oldest
+        first, locked FOR UPDATE SKIP LOCKED: two job runs never take the same order."""
+        ...
+
 
 class UnitOfWork(Protocol):
     users: UserRepository
@@ -1097,6 +1207,7 @@ class UnitOfWork(Protocol):
     feeshare: FeeShareRepository
     pricing: PricingRepository
     derivatives: DerivativesRepository
+    venues: VenueRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(
@@ -1243,6 +1354,38 @@ class PriceFeed(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Venue(Protocol):
+    """An external venue the house hedges at (adapters/venues/: paper, ccxt). Every method raises
+    ``domain.venues.VenueError`` kinds only (VenueUnavailable, VenueRejected, VenueTimeout): the
+    adapter translates its library's errors (``raise ... from e``)."""
+
+    async def place(self, request: VenueOrderRequest) -> VenueOrder:
+        """Place a market order; the venue's report of it (often already filled)."""
+        ...
+
+    async def get(self, ref: VenueOrderRef) -> VenueOrder:
+        """The order as the venue has it now (VenueRejected if the venue does not know it)."""
+        ...
+
+    async def cancel(self, ref: VenueOrderRef) -> VenueOrder:
+        """Ask the venue to cancel; the order as it stands after (it may have filled meanwhile)."""
+        ...
+
+
+class VenueConnector(Protocol):
+    """Makes (and keeps) the ``Venue`` of a stored venue (adapters/venues/__init__.py)."""
+
+    def supports_exchange(self, exchange: str) -> bool:
+        """Whether ``exchange`` is a ccxt exchange id."""
+        ...
+
+    def venue(self, config: VenueConfig, credentials: VenueCredentials | None) -> Venue:
+        """The venue object of ``config`` (the same one while the config is unchanged)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -1263,7 +1406,9 @@ class EventBus(Protocol):
 
     Topics: ``trades.<marketId>``, ``book.<marketId>``, ``ticker.<marketId>``,
     ``candles.<marketId>``, ``orders.<accountId>``, ``balances.<accountId>``,
-    ``notifications.<uid>`` (a trader notification, as its JSON, after it was stored).
+    ``notifications.<uid>`` (a trader notification, as its JSON, after it was stored),
+    ``derivative-orders.<accountId>`` and ``positions.<accountId>`` (ids of the CFD/perpetual
+    orders and positions a commit changed: service/derivatives_events.py).
     ``publish`` never blocks; a subscriber that falls behind is dropped.
     """
 

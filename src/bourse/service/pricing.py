@@ -7,9 +7,13 @@ circuit breaker of every market.
   whose source has been stale for longer than its ``stale_after_seconds``, once per stale episode,
   with an audit entry and a ``MarketHalted`` staff notification. When the source is fresh again
   it reopens the market, but only one it halted itself and nobody changed since.
+- ``tick()`` also records the mark and index as they stood at each funding moment and each 00:00
+  UTC it passes (``mark_history``: the last sample at or before the moment), so funding and
+  swaps are paid at their moment's price however late their jobs run.
 - ``run_funding_rates(now)`` stores the funding rate of each Perpetual market at each due funding
-  time from the market's last mark and index; a time already stored is skipped, missed times are
-  caught up (with the mark and index of the moment: no mark history is kept).
+  time from the market's mark and index at that moment (the recorded one; the latest when the
+  tick has not passed the moment yet); a time already stored is skipped, missed times are
+  caught up.
 - ``check_circuit_breakers(now)`` halts any Active market, spot included, whose trade price moved
   further than the configured fraction from the first trade of the window; a market an operator
   reopens is not halted again for the same move.
@@ -24,7 +28,7 @@ import asyncio
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 import structlog
@@ -150,6 +154,19 @@ class PricingService:
             for m, p in stored.items()
             if p.mark is not None and p.marked_at is not None
         }
+
+    async def mark_at(self, market_id: str, at: datetime) -> MarkPrice | None:
+        """The market's mark as it stood at ``at`` (the last sample at or before it): the one the
+        tick recorded for that moment (funding moments and 00:00 UTC), else the latest mark if it
+        was sampled at or before ``at``; None when the market had no mark yet then."""
+        async with self._uow() as uow:
+            recorded = await uow.pricing.mark_at(market_id, at)
+            if recorded is not None:
+                return recorded
+            latest = await uow.pricing.prices(market_id)
+        if latest is None or latest.mark is None or latest.marked_at is None or latest.marked_at > at:
+            return None
+        return MarkPrice(market_id, latest.mark, latest.index, latest.marked_at)
 
     async def funding_rates_after(
         self, market_id: str, after: datetime | None, limit: int = FUNDING_CATCH_UP
@@ -325,6 +342,7 @@ class PricingService:
             if index is None:
                 book_bid, book_ask, _ = await uow.pricing.book_top(market.id)
             sample = mark_sample(index, book_bid, book_ask)
+            before = stored
             if sample is not None:
                 stored = replace(
                     stored,
@@ -334,6 +352,7 @@ class PricingService:
                 )
             stored = replace(stored, index=index)
             await uow.pricing.save_prices(stored)
+            await uow.pricing.add_marks_at(_moments_passed(market, before, stored, now))
             if settings.source is not None and settings.source.kind is not SourceKind.MANUAL:
                 changed = await self._staleness(uow, settings, market, stored, now)
             await uow.commit()
@@ -417,18 +436,23 @@ class PricingService:
                 due = due[:FUNDING_CATCH_UP]
                 if not due:
                     continue
-                if p.mark is not None and p.index is not None:
-                    for applied_at in due:
-                        rate = FundingRate(
-                            market.id,
-                            applied_at,
-                            market.funding_interval_in_hours,
-                            funding_rate(p.mark, p.index),
-                            p.mark,
-                            p.index,
-                        )
-                        if await uow.pricing.add_funding_rate(rate):
-                            stored += 1
+                for applied_at in due:
+                    # The mark and index of the moment as the tick recorded them; before the tick
+                    # passed it, the latest sample is the last one at or before the moment.
+                    at = await uow.pricing.mark_at(market.id, applied_at)
+                    mark, index = (at.mark, at.index) if at is not None else (p.mark, p.index)
+                    if mark is None or index is None:
+                        continue
+                    rate = FundingRate(
+                        market.id,
+                        applied_at,
+                        market.funding_interval_in_hours,
+                        funding_rate(mark, index),
+                        mark,
+                        index,
+                    )
+                    if await uow.pricing.add_funding_rate(rate):
+                        stored += 1
                 # Without an index these times have no funding; they are not looked at again.
                 await uow.pricing.set_funding_through(market.id, due[-1])
                 await uow.commit()
@@ -506,6 +530,36 @@ class PricingService:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+# Moments recorded per market per tick at most (a pricing job down for months records the latest).
+MARK_MOMENTS_PER_TICK = 1000
+_MIDNIGHT = time(0)
+
+
+def _moments_passed(
+    market: Market, before: StoredPrices, after: StoredPrices, now: datetime
+) -> list[MarkPrice]:
+    """The funding moments (Perpetual) and 00:00 UTC passed since the previous sample, each with
+    the mark and index as they stood then: the previous sample's, or this one's for a moment that
+    is exactly now. Nothing before the market's first mark."""
+    since = before.marked_at
+    if since is None or before.mark is None or after.marked_at != now:
+        return []
+    moments = set(funding_times(_MIDNIGHT, 24, since, now))
+    if (
+        market.type is MarketType.PERPETUAL
+        and market.funding_start_time is not None
+        and market.funding_interval_in_hours is not None
+    ):
+        moments.update(funding_times(market.funding_start_time, market.funding_interval_in_hours, since, now))
+    out = []
+    for moment in sorted(moments)[-MARK_MOMENTS_PER_TICK:]:
+        if moment == now:
+            assert after.mark is not None
+            out.append(MarkPrice(market.id, after.mark, after.index, moment))
+        else:
+            out.append(MarkPrice(market.id, before.mark, before.index, moment))
+    return out
 
 
 def _source_stale(settings: PricingSettings, prices: StoredPrices | None, now: datetime) -> bool:

@@ -45,7 +45,7 @@ from typing import Any
 import structlog
 
 from bourse.domain.errors import BourseError, Conflict, InvalidInput, NotFound, PermissionDenied
-from bourse.domain.history import SCHEMAS, FieldSpec, QueryKind, rates_to_root, render_row
+from bourse.domain.history import SCHEMAS, FieldSpec, rates_to_root, render_row
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.notifications import AdminNotificationType, report_mail_given_up
 from bourse.domain.order_views import iso_millis
@@ -456,23 +456,19 @@ class ReportService:
         # batch is fetched; at most one batch is being written and one fetched.
         writing: asyncio.Future[None] | None = None
         try:
-            # No external venues exist yet: that query has no rows (the history server says the same).
-            if query.kind is not QueryKind.EXTERNAL_ORDERS:
-                async with self._uow() as uow:
-                    await uow.history.read_only(int(self.timeout_seconds * 1000))
-                    prices = await uow.history.last_prices()
-                    rates = rates_to_root(self._root, await uow.history.asset_ids(), prices)
-                    async for batch in uow.report_rows.stream(query, rates, self.batch_rows):
-                        count += len(batch)
-                        if definition.format is ReportFormat.XLSX and count > XLSX_MAX_ROWS:
-                            raise ReportFailure(
-                                f"more than {XLSX_MAX_ROWS} rows do not fit a spreadsheet; use Csv or narrow the filters"
-                            )
-                        if writing is not None:
-                            await writing
-                        writing = asyncio.ensure_future(
-                            asyncio.to_thread(_write_batch, writer, fields, batch)
+            async with self._uow() as uow:
+                await uow.history.read_only(int(self.timeout_seconds * 1000))
+                prices = await uow.history.last_prices()
+                rates = rates_to_root(self._root, await uow.history.asset_ids(), prices)
+                async for batch in uow.report_rows.stream(query, rates, self.batch_rows):
+                    count += len(batch)
+                    if definition.format is ReportFormat.XLSX and count > XLSX_MAX_ROWS:
+                        raise ReportFailure(
+                            f"more than {XLSX_MAX_ROWS} rows do not fit a spreadsheet; use Csv or narrow the filters"
                         )
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.ensure_future(asyncio.to_thread(_write_batch, writer, fields, batch))
             if writing is not None:
                 await writing
                 writing = None

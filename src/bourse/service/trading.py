@@ -113,7 +113,8 @@ class TradingService:
     async def place(self, principal: Principal, account_id: str | None, request: OrderRequest) -> OrderView:
         """The order once committed: Placed, Filled, ... or Rejected with its reason."""
         account = await self.account(principal, account_id)
-        if (market := await self.market(request.market_id)) is not None and market.type is not MarketType.SPOT:
+        market = await self.market(request.market_id)
+        if market is not None and market.type is not MarketType.SPOT:
             raise MarketTypeMismatch(f"market {market.id} is a {market.type.value} market", field="marketId")
         return await self._view(await self.engines.place(account, request))
 

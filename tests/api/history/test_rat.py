@@ -124,3 +124,18 @@ async def test_numbers_are_written_exactly_never_through_a_float(client, contain
     assert json.loads(r.text, parse_float=Decimal)["data"][0]["totalAssetAmount"] == D(
         "12345678.423456789012345678"
     )
+
+
+async def test_front_office_total_balance_values_every_asset_in_rat(client, container, w):
+    """GET /frontoffice/api/v3/accounts: the same conversion as the history server, over every
+    balance (available and locked), not only the root asset."""
+    rows = await balance_rows(client, w, w.bob)
+    expected = sum((r["totalAssetAmountInRAT"] for r in rows.values()), D(0))
+    r = await client.get("/frontoffice/api/v3/accounts", headers=w.bob.headers)
+    assert r.status_code == 200, r.text
+    [mine] = r.json()
+    assert mine["accountId"] == w.bob.account_id
+    assert D(mine["totalBalanceInRAT"]) == expected
+    # bob holds BTC and ETH besides USDT: valued at 110 and 5.5, they are most of his total
+    assert rows["BTC"]["totalAssetAmount"] > 0 and rows["ETH"]["totalAssetAmount"] > 0
+    assert D(mine["totalBalanceInRAT"]) > rows["USDT"]["totalAssetAmountInRAT"]

@@ -407,7 +407,8 @@ async def test_orders_newest_first_with_a_limit_object(client, w):
     )
 
 
-async def test_external_orders_do_not_exist_yet(client, w):
+async def test_external_orders_are_empty_without_hedged_fills(client, w):
+    # No market of this fixture is hedged (tests/api/venues has the rows and filters).
     assert await post(client, w, "/external-orders", {"limit": 5}) == {
         "data": [],
         "limit": {"isExceeded": False},

@@ -213,7 +213,9 @@ async def test_a_trades_report_has_every_fill_with_its_commission(client, contai
     assert all(Decimal(row[header.index("commissionAmount")]) > 0 for row in rows[1:])
 
 
-async def test_external_orders_report_is_an_empty_file_with_its_header(client, container, alice):
+async def test_external_orders_report_without_hedges_is_an_empty_file_with_its_header(
+    client, container, alice
+):
     report_id = await create(
         client, alice, {"reportName": "Ext", "source": "ExternalOrders", "format": "Csv"}
     )

@@ -49,23 +49,50 @@ async def test_funding_longs_pay_shorts_receive_once_per_interval(container, clo
     assert await container.derivatives.pay_funding(later) == 0  # before the positions were opened
 
 
-async def test_a_funding_charge_beyond_available_is_a_deficit(container, clock):
+async def test_a_funding_charge_beyond_available_is_paid_from_the_positions_margin(container, clock):
     market = await make_cfd(
         container, "BTCPERP", type="Perpetual", fundingStartTime="00:00:00", fundingIntervalInHours=8
     )
     carol = await hedging_trader(container, "carol", usdt="20.2")
-    await place(container, carol, market, "Buy", "2", leverage=10, product="Perpetual")
+    opened = await place(container, carol, market, "Buy", "2", leverage=10, product="Perpetual")
     assert await money(container, carol.account_id) == Money(D(0), D(20))
 
-    rate = FundingRate(market, clock.now() + timedelta(minutes=1), 8, D("0.0075"), D("100"), D("99"))
+    for k in range(3):
+        rate = FundingRate(market, clock.now() + timedelta(minutes=1 + k), 8, D("0.0075"), D("100"), D("99"))
+        assert await container.derivatives.pay_funding(rate) == 1
+
+    # Owed 2 * 100 * 0.0075 = 1.5 three times with nothing available: the position's margin pays
+    # (20 -> 15.5, bucket and position alike); nothing is a deficit.
+    assert await money(container, carol.account_id) == Money(D(0), D("15.5"))
+    (view,) = await container.derivatives.positions(carol.principal, carol.account_id)
+    assert view.position.margin == D("15.5")
+    rows = await _rows(container, dt.funding_payments)
+    assert [(r.amount, r.deficit) for r in rows] == [(D("-1.5"), D(0))] * 3
+    assert all(r.ledger_tx_id is not None for r in rows)
+    assert await _rows(container, dt.deficits) == []
+    assert await house(container) == D("4.5")
+
+    # Closing at 100 (no PnL, fee 0.2) gives back what is left: 20.2 - 0.2 - 0.2 - 4.5.
+    await container.derivatives.close(carol.principal, carol.account_id, opened.order.position_id, None)
+    assert await money(container, carol.account_id) == Money(D("15.3"), D(0))
+
+
+async def test_a_funding_charge_beyond_available_and_margin_is_a_deficit(container, clock):
+    market = await make_cfd(
+        container, "BTCPERP", type="Perpetual", fundingStartTime="00:00:00", fundingIntervalInHours=8
+    )
+    carol = await hedging_trader(container, "carol", usdt="1.1")
+    await place(container, carol, market, "Buy", "1", leverage=100, product="Perpetual")  # margin 1
+    assert await money(container, carol.account_id) == Money(D(0), D(1))
+
+    rate = FundingRate(market, clock.now() + timedelta(minutes=1), 8, D("0.015"), D("100"), D("99"))
+    # the clamp is 0.0075, but the job pays the stored rate: 1 * 100 * 0.015 = 1.5 owed, 1 in margin
     assert await container.derivatives.pay_funding(rate) == 1
-
-    # Owed 2 * 100 * 0.0075 = 1.5 with nothing available: all of it is a deficit, nothing posted.
-    assert await money(container, carol.account_id) == Money(D(0), D(20))
+    assert await money(container, carol.account_id) == Money(D(0), D(0))
     (row,) = await _rows(container, dt.funding_payments)
-    assert (row.amount, row.deficit, row.ledger_tx_id) == (D("-1.5"), D("1.5"), None)
+    assert (row.amount, row.deficit) == (D("-1.5"), D("0.5"))
     (deficit,) = await _rows(container, dt.deficits)
-    assert (deficit.kind, deficit.amount) == ("Funding", D("1.5"))
+    assert (deficit.kind, deficit.amount) == ("Funding", D("0.5"))
     async with container.uow() as uow:
         notes = await uow.notifications.list_admin(ADMIN.uid, NotificationQuery())
     assert [n.data["kind"] for n in notes if n.type == "PositionDeficit"] == ["Funding"]

@@ -100,7 +100,7 @@ def test_money_is_conserved_and_accounts_never_go_negative(deposits: list[str], 
         if action == "funding":
             for p in mine:
                 amount = funding_payment(p, SPEC, price, D(rate) / 10_000)
-                tx, deficit = settle_payment(
+                tx, _, deficit = settle_payment(
                     owner,
                     USDT,
                     amount,

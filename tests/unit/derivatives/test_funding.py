@@ -14,7 +14,7 @@ from bourse.domain.funding import (
     settle_payment,
     swap_payment,
 )
-from bourse.domain.ledger import HOUSE
+from bourse.domain.ledger import HOUSE, Bucket
 from bourse.domain.markets import SwapLeg, SwapSettings, SwapType
 from bourse.domain.positions import PositionSide
 from bourse.domain.values import AssetId
@@ -73,15 +73,38 @@ def test_swaps_percent_and_fixed():
 
 
 def test_settle_payment_receives_pays_and_records_the_shortfall():
-    tx, deficit = settle_payment(OWNER, USDT, D("0.15"), D(0), "funding:BTCUSD:t:p1")
-    assert tx is not None and deficit == 0
+    tx, from_margin, deficit = settle_payment(OWNER, USDT, D("0.15"), D(0), "funding:BTCUSD:t:p1")
+    assert tx is not None and from_margin == 0 and deficit == 0
     assert (tx.kind, tx.business_key) == (FUNDING_KIND, "funding:BTCUSD:t:p1")
     assert {(p.owner, p.amount) for p in tx.postings} == {(HOUSE, D("-0.15")), (OWNER, D("0.15"))}
 
-    # a charge of 0.75 with 0.50 available: 0.50 paid, 0.25 deficit
-    tx, deficit = settle_payment(OWNER, USDT, D("-0.75"), D("0.50"), "swap:1", kind=SWAP_KIND)
-    assert tx is not None and deficit == D("0.25") and tx.kind == SWAP_KIND
+    # a charge of 0.75 with 0.50 available and no margin: 0.50 paid, 0.25 deficit
+    tx, from_margin, deficit = settle_payment(OWNER, USDT, D("-0.75"), D("0.50"), "swap:1", kind=SWAP_KIND)
+    assert tx is not None and from_margin == 0 and deficit == D("0.25") and tx.kind == SWAP_KIND
     assert {(p.owner, p.amount) for p in tx.postings} == {(HOUSE, D("0.50")), (OWNER, D("-0.50"))}
 
-    # nothing available: nothing posted, all of it a deficit
-    assert settle_payment(OWNER, USDT, D("-0.75"), D(0), "swap:2") == (None, D("0.75"))
+    # nothing available, no margin: nothing posted, all of it a deficit
+    assert settle_payment(OWNER, USDT, D("-0.75"), D(0), "swap:2") == (None, D(0), D("0.75"))
+
+
+def test_a_charge_beyond_available_is_paid_from_the_positions_margin_before_any_deficit():
+    # 0.75 owed, 0.50 available, the position holds 0.10 margin: 0.50 + 0.10 paid, 0.15 deficit
+    tx, from_margin, deficit = settle_payment(OWNER, USDT, D("-0.75"), D("0.50"), "f:1", margin=D("0.10"))
+    assert (from_margin, deficit) == (D("0.10"), D("0.15"))
+    assert tx is not None
+    assert {(p.owner, p.bucket, p.amount) for p in tx.postings} == {
+        (HOUSE, Bucket.AVAILABLE, D("0.60")),
+        (OWNER, Bucket.AVAILABLE, D("-0.50")),
+        (OWNER, Bucket.MARGIN, D("-0.10")),
+    }
+    # nothing available, margin enough: all of it from margin, no deficit
+    tx, from_margin, deficit = settle_payment(OWNER, USDT, D("-1.5"), D(0), "f:2", margin=D(20))
+    assert (from_margin, deficit) == (D("1.5"), D(0))
+    assert tx is not None
+    assert {(p.owner, p.bucket, p.amount) for p in tx.postings} == {
+        (HOUSE, Bucket.AVAILABLE, D("1.5")),
+        (OWNER, Bucket.MARGIN, D("-1.5")),
+    }
+    # a payment the trader receives never touches margin
+    tx, from_margin, deficit = settle_payment(OWNER, USDT, D("0.4"), D(0), "f:3", margin=D(20))
+    assert (from_margin, deficit) == (D(0), D(0))

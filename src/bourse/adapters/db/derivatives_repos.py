@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -119,6 +119,16 @@ def _order(r: Any) -> DerivativeOrder:
         cancellation_date=r.cancellation_date,
         client_order_id=r.client_order_id,
         fingerprint=r.fingerprint,
+        in_book=r.in_book,
+        engine_seq=None if r.engine_seq is None else int(r.engine_seq),
+        post_only=r.post_only,
+        reserve_price=r.reserve_price,
+        locked_amount=r.locked_amount,
+        locked_remaining=r.locked_remaining,
+        hold_tx_id=None if r.hold_tx_id is None else int(r.hold_tx_id),
+        fee_type=r.fee_type,
+        fee_size=r.fee_size,
+        cancel_reason=r.cancel_reason,
     )
 
 
@@ -158,6 +168,16 @@ def _order_values(o: DerivativeOrder) -> dict[str, Any]:
         "cancellation_date": o.cancellation_date,
         "created_at": o.created_at,
         "updated_at": o.updated_at,
+        "in_book": o.in_book,
+        "engine_seq": o.engine_seq,
+        "post_only": o.post_only,
+        "reserve_price": o.reserve_price,
+        "locked_amount": o.locked_amount,
+        "locked_remaining": o.locked_remaining,
+        "hold_tx_id": o.hold_tx_id,
+        "fee_type": o.fee_type,
+        "fee_size": o.fee_size,
+        "cancel_reason": o.cancel_reason,
     }
 
 
@@ -311,6 +331,39 @@ class SqlDerivativesRepository:
         )
         return [_position(r) for r in rows]
 
+    async def positions_at(self, market_id: str, at: datetime) -> builtins.list[Position]:
+        p, e = dt.positions, dt.position_executions
+        # The lots a position had at ``at``: what its executions up to then opened or added, less
+        # what they closed (an execution either opens/increases or closes, never both).
+        change = case((e.c.closed_lots == 0, e.c.lots), else_=-e.c.closed_lots)
+        lots_at = func.sum(change).label("lots_at")
+        stmt = (
+            select(p, lots_at)
+            .join(e, e.c.position_id == p.c.position_id)
+            .where(
+                p.c.market_id == market_id,
+                p.c.opened_at <= at,
+                or_(p.c.closed_at.is_(None), p.c.closed_at > at),
+                e.c.created_at <= at,
+            )
+            .group_by(p.c.position_id)
+            .having(func.sum(change) > 0)
+            .order_by(p.c.position_id)
+        )
+        out = []
+        for r in await self._c.execute(stmt):
+            position = _position(r)
+            position.lots = r.lots_at
+            out.append(position)
+        return out
+
+    async def first_opened_at(self, market_id: str) -> datetime | None:
+        p = dt.positions
+        value: datetime | None = await self._c.scalar(
+            select(func.min(p.c.opened_at)).where(p.c.market_id == market_id)
+        )
+        return value
+
     async def accounts_with_positions(self) -> builtins.list[AccountId]:
         p = dt.positions
         rows = await self._c.execute(
@@ -410,9 +463,22 @@ class SqlDerivativesRepository:
         stmt = stmt.order_by(o.c.order_id.desc()).limit(query.limit)
         return [_order(r) for r in await self._c.execute(stmt)]
 
+    async def book_orders(self, market_id: str) -> builtins.list[DerivativeOrder]:
+        o = dt.derivative_orders
+        stmt = select(o).where(o.c.market_id == market_id, o.c.in_book, o.c.status.in_(dt.LIVE_STATUSES))
+        return [_order(r) for r in await self._c.execute(stmt.order_by(o.c.order_id))]
+
+    async def new_position_ids(self, count: int) -> builtins.list[str]:
+        if count <= 0:
+            return []
+        rows = await self._c.execute(
+            text("SELECT nextval('position_ids') AS id FROM generate_series(1, :n)"), {"n": count}
+        )
+        return [str(r.id) for r in rows]
+
     async def live_orders(self, market_id: str | None = None) -> builtins.list[DerivativeOrder]:
         o = dt.derivative_orders
-        stmt = select(o).where(o.c.status.in_(dt.LIVE_STATUSES))
+        stmt = select(o).where(o.c.status.in_(dt.LIVE_STATUSES), ~o.c.in_book)
         if market_id is not None:
             stmt = stmt.where(o.c.market_id == market_id)
         return [_order(r) for r in await self._c.execute(stmt.order_by(o.c.order_id))]
@@ -570,3 +636,22 @@ class SqlDerivativesRepository:
         )
         result = await self._c.execute(stmt.on_conflict_do_nothing(index_elements=["position_id", "day"]))
         return bool(result.rowcount)
+
+    # --- the payment jobs' cursors -------------------------------------------------------------
+
+    async def job_cursor(self, job: str, market_id: str) -> datetime | None:
+        c = dt.derivative_job_cursors
+        value: datetime | None = await self._c.scalar(
+            select(c.c.through).where(c.c.job == job, c.c.market_id == market_id)
+        )
+        return value
+
+    async def set_job_cursor(self, job: str, market_id: str, through: datetime, at: datetime) -> None:
+        c = dt.derivative_job_cursors
+        stmt = pg_insert(c).values(job=job, market_id=market_id, through=through, updated_at=at)
+        await self._c.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["job", "market_id"],
+                set_={"through": func.greatest(c.c.through, stmt.excluded.through), "updated_at": at},
+            )
+        )

@@ -21,6 +21,9 @@ fills, margin settings, margin-call state, deficits, funding and swap payments.
 - ``deficits``: losses an account could not pay, absorbed by the house.
 - ``funding_payments`` / ``swap_payments``: one row per position and interval (day), unique by
   their business key so a re-run pays nothing twice.
+- ``derivative_job_cursors`` (migration 0017): per market, the last funding moment (job
+  ``Funding``) or swap day's 00:00 (job ``Swap``) whose payments were all made; the jobs resume
+  after it, so each moment is paid once and missed ones are caught up.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ positions = Table(
     ),
     # What the jobs walk: the open positions of a market (triggers, funding, swaps).
     Index("ix_positions_open_market_id", "market_id", postgresql_where=text("closed_at IS NULL")),
+    # Funding and swaps of a past moment: the positions of a market not closed before it (0017).
+    Index("ix_positions_market_id_closed_at", "market_id", "closed_at"),
 )
 
 position_take_profits = Table(
@@ -168,7 +173,24 @@ derivative_orders = Table(
     _ts("cancellation_date", nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
+    # OrderBook markets (migration 0018): the order is matched by the market's engine runner.
+    # ``engine_seq``: its place in the book (resting orders); the hold (available -> locked, the
+    # settlement asset) covers the margin of what it may open plus its largest fee; the fee terms
+    # are fixed when it is placed.
+    Column("in_book", Boolean, nullable=False, server_default=text("false")),
+    Column("engine_seq", BigInteger),
+    Column("post_only", Boolean, nullable=False, server_default=text("false")),
+    Column("reserve_price", MONEY),
+    Column("locked_amount", MONEY, nullable=False, server_default=text("0")),
+    Column("locked_remaining", MONEY, nullable=False, server_default=text("0")),
+    Column("hold_tx_id", BigInteger),
+    Column("fee_type", Text),
+    Column("fee_size", MONEY),
+    Column("cancel_reason", Text),
     UniqueConstraint("account_id", "client_order_id", name="uq_derivative_orders_account_id_client_order_id"),
+    CheckConstraint(
+        "locked_amount >= 0 AND locked_remaining >= 0 AND locked_remaining <= locked_amount", name="hold"
+    ),
     CheckConstraint(f"side IN {_SIDES}", name="side"),
     CheckConstraint("type IN ('Market', 'Limit', 'Stop', 'StopLimit')", name="type"),
     CheckConstraint("time_in_force IN ('Gtc', 'Ioc', 'Fok', 'Gtd')", name="time_in_force"),
@@ -188,6 +210,13 @@ derivative_orders = Table(
     Index("ix_derivative_orders_account_id_order_id", "account_id", "order_id"),
     Index("ix_derivative_orders_account_id_created_at", "account_id", "created_at"),
     # What the dealer job walks: resting limit orders and waiting stops of a market.
+    # What an OrderBook market's runner rebuilds its book from.
+    Index(
+        "ix_derivative_orders_book_market_id",
+        "market_id",
+        "order_id",
+        postgresql_where=text("in_book AND status IN ('Started', 'Placed', 'PartiallyFilled')"),
+    ),
     Index(
         "ix_derivative_orders_live_market_id",
         "market_id",
@@ -331,4 +360,15 @@ swap_payments = Table(
     UniqueConstraint("position_id", "day", name="uq_swap_payments_position_id_day"),
     Index("ix_swap_payments_account_id_day", "account_id", "day"),
     Index("ix_swap_payments_market_id_day", "market_id", "day"),
+)
+
+derivative_job_cursors = Table(
+    "derivative_job_cursors",
+    metadata,
+    Column("job", Text, nullable=False),
+    Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
+    _ts("through"),
+    _ts("updated_at"),
+    PrimaryKeyConstraint("job", "market_id"),
+    CheckConstraint("job IN ('Funding', 'Swap')", name="job"),
 )

@@ -44,6 +44,7 @@ from bourse.adapters.db.market_tables import markets
 from bourse.adapters.db.tables import accounts, users
 from bourse.adapters.db.trading_tables import LIVE_STATUSES, executions, orders, trades
 from bourse.adapters.db.transfer_tables import transfers
+from bourse.adapters.db.venue_tables import external_orders
 from bourse.domain.errors import InvariantViolation
 from bourse.domain.history import (
     RAT_SCALE,
@@ -62,9 +63,10 @@ from bourse.domain.ledger import Bucket, account_owner
 from bourse.domain.values import AccountId, AssetId, UserId
 
 NUMBER = Numeric(asdecimal=True)
-_CASH = (Bucket.AVAILABLE.value, Bucket.LOCKED.value, Bucket.STAKE.value)
-# Stakes escrowed by ext-order products count as locked, as in the front office (service/accounts).
-_LOCKED = (Bucket.LOCKED.value, Bucket.STAKE.value)
+_CASH = (Bucket.AVAILABLE.value, Bucket.LOCKED.value, Bucket.STAKE.value, Bucket.MARGIN.value)
+# Stakes escrowed by ext-order products and derivative positions' margin count as locked, as in
+# the front office (service/accounts).
+_LOCKED = (Bucket.LOCKED.value, Bucket.STAKE.value, Bucket.MARGIN.value)
 _OWNER_PREFIX = account_owner("")
 _QUANTUM = Decimal(1).scaleb(-RAT_SCALE)
 
@@ -209,6 +211,46 @@ def _executions_source(rates: Rates, *, unsolicited: bool) -> Select[Any]:
         )
     stmt = select(*columns).select_from(joined)
     return stmt.where(o.source.in_(UNSOLICITED_SOURCES)) if unsolicited else stmt
+
+
+def _external_orders_source(rates: Rates) -> Select[Any]:
+    """Hedge orders at external venues (service/hedging.py): one per hedged Dealer fill."""
+    x, a, u, m = external_orders.c, accounts.c, users.c, markets.c
+    ca, r = _commission_asset(), _rates(rates, "r")
+    quote = case((x.average_price.is_not(None), x.filled * x.average_price), else_=0)
+    return select(
+        x.external_order_id.label("externalOrderId"),
+        x.lp_order_id.label("lpOrderId"),
+        x.order_id.label("orderId"),
+        a.uid.label("userId"),
+        u.email.label("userEmail"),
+        x.account_id.label("accountId"),
+        a.name.label("accountName"),
+        x.market_id.label("marketId"),
+        m.display_name.label("marketDisplayName"),
+        x.side.label("side"),
+        x.type.label("orderType"),
+        x.time_in_force.label("timeInForce"),
+        x.status.label("orderStatus"),
+        x.amount.label("baseAmount"),
+        cast(quote, NUMBER).label("quoteAmount"),
+        x.average_price.label("avgExecutionPrice"),
+        x.price.label("limitPrice"),
+        x.filled.label("filledAmount"),
+        (x.amount - x.filled).label("remainingAmount"),
+        x.commission.label("commissionAmount"),
+        x.commission_asset.label("commissionAssetId"),
+        ca.c.name.label("commissionAssetName"),
+        _rat(x.commission * r.c.rate).label("commissionInRAT"),
+        x.created_at.label("createdAt"),
+        x.updated_at.label("updatedAt"),
+    ).select_from(
+        external_orders.join(accounts, a.account_id == x.account_id)
+        .join(users, u.uid == a.uid)
+        .join(markets, m.market_id == x.market_id)
+        .outerjoin(ca, ca.c.id == x.commission_asset)
+        .outerjoin(r, r.c.asset_id == x.commission_asset)
+    )
 
 
 def _transfers_source(rates: Rates) -> Select[Any]:
@@ -505,6 +547,7 @@ _SOURCES: Mapping[QueryKind, Callable[[HistoryQuery, Rates], Select[Any]]] = {
     _K.MARKUP_REVENUE: lambda q, r: _markups(q.period_filters, r),
     _K.OPEN_ORDERS: lambda q, r: _orders_source(r, open_only=True),
     _K.ORDERS: lambda q, r: _orders_source(r, open_only=False),
+    _K.EXTERNAL_ORDERS: lambda q, r: _external_orders_source(r),
     _K.TRADES: lambda q, r: _executions_source(r, unsolicited=False),
     _K.UNSOLICITED_TRADES: lambda q, r: _executions_source(r, unsolicited=True),
     _K.TRANSFERS: lambda q, r: _transfers_source(r),
@@ -583,8 +626,12 @@ class SqlHistoryQueries:
             .limit(1)
             .lateral("last")
         )
+        # Only spot prices value assets: a CFD or perpetual trades a contract on the asset, whose
+        # price (premium, funding) is not what one unit of the asset is worth.
         rows = await self._c.execute(
-            select(m.base_asset_id, m.quote_asset_id, last.c.price).select_from(markets.join(last, true()))
+            select(m.base_asset_id, m.quote_asset_id, last.c.price)
+            .select_from(markets.join(last, true()))
+            .where(m.type == "Spot")
         )
         return [MarketPrice(AssetId(r.base_asset_id), AssetId(r.quote_asset_id), r.price) for r in rows]
 

@@ -16,6 +16,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bourse.adapters.db import derivatives_tables as dt
 from bourse.adapters.db import pricing_tables as pt
 from bourse.adapters.db import trading_tables as tt
 from bourse.domain.circuit_breaker import TradePoint
@@ -25,6 +26,7 @@ from bourse.domain.pricing import (
     FundingQuery,
     FundingRate,
     HaltState,
+    MarkPrice,
     PriceSource,
     PricingSettings,
     SourceKind,
@@ -32,7 +34,9 @@ from bourse.domain.pricing import (
 )
 
 _s, _p, _f, _h = pt.market_pricing, pt.market_prices, pt.funding_rates, pt.pricing_halts
+_mh = pt.mark_history
 _o, _t = tt.orders, tt.trades
+_do = dt.derivative_orders
 
 # Orders that rest on the book: live limit orders (a stop-limit once activated).
 _RESTING = and_(
@@ -157,8 +161,16 @@ class SqlPricingRepository:
 
     async def book_top(self, market_id: str) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
         mine = and_(_o.c.market_id == market_id, _RESTING)
-        bid = select(func.max(_o.c.price)).where(mine, _o.c.side == "Buy").scalar_subquery()
-        ask = select(func.min(_o.c.price)).where(mine, _o.c.side == "Sell").scalar_subquery()
+        # A derivative OrderBook market's book holds derivative orders (engine_seq: resting).
+        book = and_(_do.c.market_id == market_id, _do.c.in_book, _do.c.engine_seq.is_not(None))
+        bid = func.greatest(
+            select(func.max(_o.c.price)).where(mine, _o.c.side == "Buy").scalar_subquery(),
+            select(func.max(_do.c.price)).where(book, _do.c.side == "Buy").scalar_subquery(),
+        )
+        ask = func.least(
+            select(func.min(_o.c.price)).where(mine, _o.c.side == "Sell").scalar_subquery(),
+            select(func.min(_do.c.price)).where(book, _do.c.side == "Sell").scalar_subquery(),
+        )
         last = (
             select(_t.c.price)
             .where(_t.c.market_id == market_id)
@@ -186,6 +198,18 @@ class SqlPricingRepository:
             .returning(_f.c.market_id)
         )
         return (await self._c.execute(stmt)).first() is not None
+
+    async def add_marks_at(self, marks: Sequence[MarkPrice]) -> None:
+        if not marks:
+            return
+        stmt = insert(_mh).values(
+            [{"market_id": m.market_id, "at": m.at, "mark": m.mark, "index_price": m.index} for m in marks]
+        )
+        await self._c.execute(stmt.on_conflict_do_nothing(index_elements=[_mh.c.market_id, _mh.c.at]))
+
+    async def mark_at(self, market_id: str, at: datetime) -> MarkPrice | None:
+        row = (await self._c.execute(select(_mh).where(_mh.c.market_id == market_id, _mh.c.at == at))).first()
+        return None if row is None else MarkPrice(row.market_id, row.mark, row.index_price, row.at)
 
     async def last_funding_time(self, market_id: str) -> datetime | None:
         value: datetime | None = await self._c.scalar(

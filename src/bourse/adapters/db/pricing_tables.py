@@ -7,6 +7,10 @@
   index of the last sample, the last read error, and how far funding times were dealt with.
   Rewritten every pricing tick; one row per market, so it never grows.
 - ``funding_rates``: one row per (market, funding time); the primary key makes a rate stored once.
+- ``mark_history`` (migration 0017): the mark and index of a market as they stood at each funding
+  moment and each 00:00 UTC (the last sample at or before it), written by the pricing tick that
+  passes the moment, so funding and swaps are paid at the price of their moment however late
+  their job runs.
 - ``pricing_halts``: what the pricing job remembers of the halts it raised (stale episodes, the
   circuit breaker's window start), so a halt is raised once and only its own halts are undone.
 """
@@ -100,4 +104,15 @@ pricing_halts = Table(
     _ts("stale_halted_at", nullable=True),
     Column("breaker_from_trade_id", BigInteger),
     _ts("breaker_tripped_at", nullable=True),
+)
+
+mark_history = Table(
+    "mark_history",
+    metadata,
+    Column("market_id", Text, ForeignKey("markets.market_id"), nullable=False),
+    _ts("at"),
+    Column("mark", MONEY, nullable=False),
+    Column("index_price", MONEY),
+    PrimaryKeyConstraint("market_id", "at", name="pk_mark_history"),
+    CheckConstraint("mark > 0", name="mark"),
 )

@@ -176,6 +176,7 @@ from bourse.adapters.db import (  # noqa: E402
     report_tables,
     trading_tables,
     transfer_tables,
+    venue_tables,
     wallet_tables,
     workspace_tables,
 )
@@ -192,6 +193,7 @@ __all__ = [
     "report_tables",
     "trading_tables",
     "transfer_tables",
+    "venue_tables",
     "wallet_tables",
     "workspace_tables",
 ]

@@ -40,6 +40,7 @@ from bourse.adapters.db.report_repos import (
 )
 from bourse.adapters.db.trading_repos import SqlTradingRepository
 from bourse.adapters.db.transfer_repos import SqlCallbackRepository, SqlTransferRepository
+from bourse.adapters.db.venue_repos import SqlVenueRepository
 from bourse.adapters.db.wallet_repos import SqlExtRequestRepository
 from bourse.adapters.db.workspace_repos import (
     SqlNotificationRepository,
@@ -83,6 +84,7 @@ class SqlUnitOfWork:
     feeshare: ports.FeeShareRepository
     pricing: ports.PricingRepository
     derivatives: ports.DerivativesRepository
+    venues: ports.VenueRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -123,6 +125,7 @@ class SqlUnitOfWork:
         self.feeshare = SqlFeeShareRepository(conn)
         self.pricing = SqlPricingRepository(conn)
         self.derivatives = SqlDerivativesRepository(conn)
+        self.venues = SqlVenueRepository(conn)
         return self
 
     async def __aexit__(

@@ -31,16 +31,15 @@ class FrontAssetOut(BaseModel):
 
 @router.get("/accounts", response_model=list[MyAccountOut])
 async def my_accounts(services: Services, principal: Trader) -> list[MyAccountOut]:
-    rat = services.accounts.root_asset
-    # Until the exchange core provides prices, only the root asset itself is valued.
+    views, rates = await services.accounts.my_accounts_valued(principal)
     return [
         MyAccountOut(
             accountId=v.account.account_id,
             accountName=v.account.name,
             accountType=v.account.account_type,
-            totalBalanceInRAT=format_decimal(v.total_of(rat)),
+            totalBalanceInRAT=format_decimal(v.total_in(rates)),
         )
-        for v in await services.accounts.my_accounts(principal)
+        for v in views
     ]
 
 

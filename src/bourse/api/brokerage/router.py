@@ -61,3 +61,7 @@ router.include_router(pricing.marketdata)
 from bourse.api.brokerage import derivatives  # noqa: E402
 
 router.include_router(derivatives.router)
+
+from bourse.api.brokerage import venues  # noqa: E402
+
+router.include_router(venues.router)

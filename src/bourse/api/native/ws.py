@@ -1,4 +1,5 @@
-"""WebSocket /ws: public market streams and the caller's private order, balance and notification streams.
+"""WebSocket /ws: public market streams and the caller's private order, balance, position and notification
+streams.
 
 One session per connection. Every stream reads its own bus subscription and puts
 messages on the connection's bounded send queue; one task writes that queue to
@@ -19,6 +20,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, WebSocket
 
+from bourse.api.brokerage.derivatives import order_v4_json, position_json
 from bourse.api.native.ws_protocol import (
     CLOSE_FELL_BEHIND,
     CLOSE_SEND_BUFFER_FULL,
@@ -202,6 +204,7 @@ class WsSession:
             Channel.ORDERS: self._start_orders,
             Channel.BALANCES: self._start_balances,
             Channel.NOTIFICATIONS: self._start_notifications,
+            Channel.POSITIONS: self._start_positions,
         }
         self._streams[topic] = stream
         try:
@@ -313,13 +316,25 @@ class WsSession:
         return [v.account.account_id for v in await self._c.accounts.my_accounts(self._principal)]
 
     async def _start_orders(self, stream: _Stream, request: Request) -> None:
+        """Spot orders as the engine publishes them (v3 JSON); CFD/perpetual orders read when
+        their event comes (v4 JSON, as ``GET /frontoffice/api/v4/orders/{id}``)."""
         accounts = await self._own_accounts()
         for account_id in accounts:
 
             async def order(event: Mapping[str, Any], account_id: AccountId = account_id) -> None:
                 self._emit(stream, {"type": "order", "accountId": account_id, "order": dict(event)})
 
+            async def derivative(event: Mapping[str, Any], account_id: AccountId = account_id) -> None:
+                assert self._principal is not None
+                for order_id in event["orderIds"]:
+                    view = await self._c.derivatives.get_order(self._principal, account_id, str(order_id))
+                    if view is not None:
+                        self._emit(
+                            stream, {"type": "order", "accountId": account_id, "order": order_v4_json(view)}
+                        )
+
             self._listen(stream, f"orders.{account_id}", order)
+            self._listen(stream, f"derivative-orders.{account_id}", derivative)
         self._put(ack("subscribed", request, accounts=accounts))
         self._go(stream)
 
@@ -334,6 +349,35 @@ class WsSession:
         self._put(ack("subscribed", request, accounts=accounts))
         for account_id in accounts:
             await self._emit_balances(stream, account_id)
+        self._go(stream)
+
+    async def _start_positions(self, stream: _Stream, request: Request) -> None:
+        """CFD/perpetual positions: first each account's open ones, then a position each time it
+        changes (opened, changed, closed, triggers set or moved), read when the event comes."""
+        assert self._principal is not None
+        principal = self._principal
+        accounts = await self._own_accounts()
+        for account_id in accounts:
+
+            async def changed(event: Mapping[str, Any], account_id: AccountId = account_id) -> None:
+                for position_id in event["positionIds"]:
+                    view = await self._c.derivatives.position(principal, account_id, str(position_id))
+                    self._emit(
+                        stream, {"type": "position", "accountId": account_id, "position": position_json(view)}
+                    )
+
+            self._listen(stream, f"positions.{account_id}", changed)
+        self._put(ack("subscribed", request, accounts=accounts))
+        for account_id in accounts:
+            views = await self._c.derivatives.positions(principal, account_id)
+            self._emit(
+                stream,
+                {
+                    "type": "positions",
+                    "accountId": account_id,
+                    "positions": [position_json(v) for v in views],
+                },
+            )
         self._go(stream)
 
     async def _start_notifications(self, stream: _Stream, request: Request) -> None:

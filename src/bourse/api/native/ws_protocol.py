@@ -37,10 +37,11 @@ class Channel(StrEnum):
     ORDERS = "orders"
     BALANCES = "balances"
     NOTIFICATIONS = "notifications"
+    POSITIONS = "positions"
 
     @property
     def private(self) -> bool:
-        return self in (Channel.ORDERS, Channel.BALANCES, Channel.NOTIFICATIONS)
+        return self in (Channel.ORDERS, Channel.BALANCES, Channel.NOTIFICATIONS, Channel.POSITIONS)
 
 
 @dataclass(frozen=True, slots=True)
