@@ -497,3 +497,47 @@ def test_ledger_state_machine(db_url: str) -> None:
     finally:
         loop.run_until_complete(container.aclose())
         loop.close()
+
+
+def _remembered(c: Container) -> Any:
+    from bourse.adapters.db.ledger_repos import _KNOWN
+
+    return _KNOWN[c.engine.sync_engine]
+
+
+async def test_without_savepoint_a_write_applies_and_a_refusal_is_undone_by_the_rollback(
+    ledger: Container,
+) -> None:
+    await apply(ledger, deposit(ALICE, "10"), deposit(BOB, "1"))  # the slow path remembers both ids
+    async with ledger.uow() as uow:
+        ids = await uow.ledger.apply_many(
+            [move("transfer", USDT, Decimal("4.5"), (ALICE, AV), (BOB, AV))], savepoint=False
+        )
+        await uow.commit()
+    assert len(ids) == 1
+    assert (await bal(ledger, ALICE), await bal(ledger, BOB)) == (Decimal("5.5"), Decimal("5.5"))
+    async with ledger.uow() as uow:
+        with pytest.raises(InsufficientFunds):
+            await uow.ledger.apply_many(
+                [move("transfer", USDT, Decimal("5.51"), (ALICE, AV), (BOB, AV))], savepoint=False
+            )
+    # Leaving the unit of work without commit rolled the write back.
+    assert (await bal(ledger, ALICE), await bal(ledger, BOB)) == (Decimal("5.5"), Decimal("5.5"))
+    assert (await ledger.ledger.check()).clean
+
+
+async def test_without_savepoint_stale_remembered_ids_ask_for_a_retry_that_succeeds(
+    ledger: Container,
+) -> None:
+    await apply(ledger, deposit(ALICE, "10"), deposit(BOB, "1"))
+    known = _remembered(ledger)
+    known.database = (known.database or 0) + 1  # as if the database had been recreated
+    transfer = move("transfer", USDT, Decimal("1"), (ALICE, AV), (BOB, AV))
+    async with ledger.uow() as uow:
+        with pytest.raises(Conflict) as e:
+            await uow.ledger.apply_many([transfer], savepoint=False)
+    assert e.value.details == {"retryable": True}
+    async with ledger.uow() as uow:  # the retry: ids forgotten, the slow path reads them again
+        await uow.ledger.apply_many([transfer], savepoint=False)
+        await uow.commit()
+    assert (await bal(ledger, ALICE), await bal(ledger, BOB)) == (Decimal("9"), Decimal("2"))

@@ -54,3 +54,17 @@ async def test_closed_subscription_receives_nothing():
     bus.publish("x", {"n": 1})
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(sub.get(), 0.05)
+
+
+def test_has_subscribers_follows_subscribe_close_and_drop():
+    bus = InProcEventBus()
+    assert not bus.has_subscribers("orders.A1")
+    wildcard = bus.subscribe("orders.*")
+    assert bus.has_subscribers("orders.A1") and not bus.has_subscribers("balances.A1")
+    wildcard.close()
+    assert not bus.has_subscribers("orders.A1")
+    bus.subscribe("orders.A1", maxsize=1)
+    assert bus.has_subscribers("orders.A1") and not bus.has_subscribers("orders.A2")
+    bus.publish("orders.A1", {"n": 1})
+    bus.publish("orders.A1", {"n": 2})  # full: dropped
+    assert not bus.has_subscribers("orders.A1")

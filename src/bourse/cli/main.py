@@ -56,6 +56,9 @@ def _serve(settings: Settings, on_ready: object = None) -> None:
         import asyncio
 
         asyncio.run(on_ready(settings, url))
+    # uvicorn's defaults are the fast ones when their packages are installed (both are
+    # dependencies): loop="auto" runs uvloop, http="auto" parses with httptools (h11 otherwise).
+    # No access log of uvicorn's own: the edge middleware logs every request with its id.
     uvicorn.run(
         create_app(container),
         host=settings.host,

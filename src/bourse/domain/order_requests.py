@@ -57,11 +57,21 @@ def _canon(value: Decimal | None) -> str:
     return "" if value is None else format(value.normalize(), "f")
 
 
+# Each enum's members by value: iterating an enum class walks its members through a generator,
+# which cost more than the rest of parsing an order put together.
+_MEMBERS: dict[Any, dict[object, Any]] = {}
+
+
 def _enum(kind: Any, value: object, field: str) -> Any:
-    for member in kind:
-        if value == member.value:
-            return member
-    raise InvalidInput(f"{field} must be one of {', '.join(m.value for m in kind)}", field=field)
+    members = _MEMBERS.get(kind)
+    if members is None:
+        members = _MEMBERS[kind] = {m.value: m for m in kind}
+    try:
+        return members[value]
+    except (KeyError, TypeError):  # TypeError: an unhashable value (a JSON list or object)
+        raise InvalidInput(
+            f"{field} must be one of {', '.join(m.value for m in kind)}", field=field
+        ) from None
 
 
 def parse_time(value: object, field: str) -> datetime:

@@ -22,9 +22,10 @@ def publish_batch(
     ts: int,
 ) -> None:
     """``trades.<m>`` per trade in order, ``book.<m>`` (top levels) if the book changed, the v3 shape
-    of every order the batch touched on ``orders.<account>``, and ``balances.<account>``."""
+    of every order the batch touched on ``orders.<account>``, and ``balances.<account>``. An event
+    nobody subscribes to is not built (the book's depth and the orders' v3 shapes cost most)."""
     m = market.id
-    for t in tick.trades:
+    for t in tick.trades if bus.has_subscribers(f"trades.{m}") else ():
         bus.publish(
             f"trades.{m}",
             {
@@ -37,7 +38,7 @@ def publish_batch(
                 "ts": ts,
             },
         )
-    if tick.book_changed:
+    if tick.book_changed and bus.has_subscribers(f"book.{m}"):
         spec = market.spec()
         bids, asks = engine.depth(BOOK_LEVELS)
         bus.publish(
@@ -57,6 +58,10 @@ def publish_batch(
             },
         )
     for order in tick.touched.values():
-        bus.publish(f"orders.{order.account_id}", order_v3(order, market))
+        topic = f"orders.{order.account_id}"
+        if bus.has_subscribers(topic):
+            bus.publish(topic, order_v3(order, market))
     for account, assets in tick.balances.items():
-        bus.publish(f"balances.{account}", {"accountId": account, "assetIds": sorted(assets), "ts": ts})
+        topic = f"balances.{account}"
+        if bus.has_subscribers(topic):
+            bus.publish(topic, {"accountId": account, "assetIds": sorted(assets), "ts": ts})

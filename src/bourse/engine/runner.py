@@ -35,6 +35,7 @@ import structlog
 from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import (
     BourseError,
+    Conflict,
     IdempotencyConflict,
     InsufficientFunds,
     InvariantViolation,
@@ -307,8 +308,12 @@ class MarketRunner:
                 self._stop(
                     f"market {self.market_id} stopped: rebuilding its book after a failed batch failed: {e!r}"
                 )
-            # A balance taken by someone else between our read and our write: the batch is sound, run it again.
-            if not (isinstance(error, InsufficientFunds) and attempt == 1 and self.stopped is None):
+            # A balance taken by someone else between our read and our write, or a retryable conflict
+            # (deadlock, stale remembered ledger ids): the batch is sound, run it again.
+            retry = isinstance(error, InsufficientFunds) or (
+                isinstance(error, Conflict) and error.details.get("retryable") is True
+            )
+            if not (retry and attempt == 1 and self.stopped is None):
                 break
         failure = EngineFailure(
             f"market {self.market_id}: the batch was not committed ({error}); nothing of it was acknowledged "
@@ -498,7 +503,8 @@ class MarketRunner:
 
     async def _write(self, uow: UnitOfWork, tick: Tick, market: Market, now: datetime) -> dict[int, int]:
         txs, positions = tick.ledger_transactions()
-        tx_ids = await uow.ledger.apply_many(txs) if txs else []
+        # No savepoint: any error rolls the whole batch back (``_run``).
+        tx_ids = await uow.ledger.apply_many(txs, savepoint=False) if txs else []
         tick.assign_hold_ids(tx_ids, positions)
         last = self.engine.last_price
         trade_ids = await uow.trading.write_batch(

@@ -231,9 +231,12 @@ class LedgerRepository(Protocol):
         balance would go negative; Conflict if its business_key was used; NotFound for an unknown asset."""
         ...
 
-    async def apply_many(self, txs: Sequence[LedgerTransaction]) -> list[int]:
+    async def apply_many(self, txs: Sequence[LedgerTransaction], *, savepoint: bool = True) -> list[int]:
         """Post ``txs`` in order in a few round trips (group commit); ids in input order; all or nothing.
-        No balance may go negative after any prefix of ``txs``."""
+        No balance may go negative after any prefix of ``txs``. ``savepoint=False`` is for a caller
+        that rolls its whole unit of work back on any error: no savepoint round trips, and a refusal
+        leaves the unit of work to be rolled back; a retryable Conflict asks for the unit of work
+        to be run again."""
         ...
 
     async def balance(self, owner: str, asset: AssetId, bucket: str) -> Decimal: ...
@@ -1435,3 +1438,7 @@ class EventBus(Protocol):
 
     def publish(self, topic: str, event: Mapping[str, Any]) -> None: ...
     def subscribe(self, pattern: str, maxsize: int = 1000) -> Subscription: ...
+    def has_subscribers(self, topic: str) -> bool:
+        """Whether a ``publish`` on ``topic`` now would reach anyone (so an event nobody reads
+        need not be built)."""
+        ...

@@ -137,3 +137,23 @@ async def test_a_runner_whose_loop_dies_stops_its_market_instead_of_hanging(cont
             raise AssertionError("a dead runner took an order")
     finally:
         await runner.stop()
+
+
+async def test_a_batch_whose_remembered_ledger_ids_went_stale_is_run_again_and_acknowledged(container):
+    from bourse.adapters.db.ledger_repos import _KNOWN
+
+    market = await make_market(container)
+    buyer = await make_trader(container, "buyer", usdt="1000")
+    seller = await make_trader(container, "seller", btc="1")
+    await place(container, buyer, market, "Buy", "0.1", "100.00")  # the engine's ledger ids are now known
+    runner = await container.trading.engines.runner(market)
+    commits = runner.commits
+    known = _KNOWN[(container.trading_db or container.engine).sync_engine]
+    known.database = (known.database or 0) + 1
+    view = await place(container, seller, market, "Sell", "0.1", "100.00")
+    assert view.order.status is OrderStatus.FILLED
+    assert runner.commits == commits + 1 and runner.stopped is None
+    assert await balances(container, seller.account_id) == {
+        "BTC": (D("0.9"), D("0")),
+        "USDT": (D("9.99"), D("0")),
+    }

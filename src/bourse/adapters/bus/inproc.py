@@ -63,6 +63,9 @@ class InProcEventBus:
             if _matches(sub.pattern, topic):
                 sub.offer(topic, event)
 
+    def has_subscribers(self, topic: str) -> bool:
+        return any(_matches(sub.pattern, topic) for sub in self._subscriptions)
+
     def subscribe(self, pattern: str, maxsize: int = 1000) -> InProcSubscription:
         sub = InProcSubscription(self, pattern, maxsize)
         self._subscriptions.append(sub)

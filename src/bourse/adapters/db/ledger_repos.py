@@ -14,6 +14,10 @@ turned out stale, or the database refused a negative balance), the slow path fir
 calls ``ledger_lock_accounts`` (migration 0002), which creates missing accounts and
 locks them all in id order, checks the balances it returns, then writes.
 
+``apply_many(..., savepoint=False)`` (the engine's group commit, which rolls back the whole
+batch on any error and retries it once) skips the savepoint's two round trips: a refusal
+then raises with the write still in the unit of work, for the caller's rollback to undo.
+
 The database refuses a negative user balance (CHECK) and an unbalanced transaction
 (trigger) on its own, whatever the code above does.
 """
@@ -21,6 +25,7 @@ The database refuses a negative user balance (CHECK) and an unbalanced transacti
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import weakref
 from collections.abc import Sequence
@@ -279,13 +284,17 @@ class SqlLedgerRepository:
     async def apply(self, tx: LedgerTransaction) -> int:
         return (await self.apply_many((tx,)))[0]
 
-    async def apply_many(self, txs: Sequence[LedgerTransaction]) -> builtins.list[int]:
+    async def apply_many(
+        self, txs: Sequence[LedgerTransaction], *, savepoint: bool = True
+    ) -> builtins.list[int]:
         batch = _Batch(txs)
         known = _KNOWN.setdefault(self._c.sync_engine, _KnownAccounts())
         try:
             ids: dict[AccountKey, int] | None = {k: known.ids[k] for k in batch.net}
         except KeyError:
             ids = None
+        if ids is not None and known.database is not None and not savepoint:
+            return await self._write_for_rollback(batch, ids, known)
         if ids is not None and known.database is not None:
             try:
                 async with self._c.begin_nested():
@@ -303,7 +312,7 @@ class SqlLedgerRepository:
                     known.forget()
                 # The slow path names the overdrawn account, or repeats the real error.
         try:
-            async with self._c.begin_nested():
+            async with self._c.begin_nested() if savepoint else contextlib.nullcontext():
                 rows = (await self._c.execute(_LOCK, batch.lock_params())).all()
                 locked = {(r.owner, r.asset, r.bucket): (int(r.id), r.balance) for r in rows}
                 if len(locked) != len(batch.net):
@@ -320,6 +329,31 @@ class SqlLedgerRepository:
                 raise InsufficientFunds("a user balance would go negative") from e
             raise translate(e) or e from e
         known.learn(database, ids)
+        return tx_ids
+
+    async def _write_for_rollback(
+        self, batch: _Batch, ids: dict[AccountKey, int], known: _KnownAccounts
+    ) -> builtins.list[int]:
+        """The fast path without its savepoint's two round trips, for a caller that rolls its whole
+        unit of work back on any error (what failed cannot be undone here, so every failure raises).
+        Stale remembered ids (or any refusal the slow path would have sorted out) are forgotten and
+        raised as a retryable Conflict: the caller's retry takes the slow path."""
+        assert known.database is not None
+        try:
+            tx_ids, _ = await self._write(batch, ids, known.database)
+        except _StaleAccountIds:
+            known.forget()
+            raise Conflict("remembered ledger account ids were stale, retry", retryable=True) from None
+        except DBAPIError as e:
+            if _is_negative_balance(e):
+                raise InsufficientFunds("a user balance would go negative") from e
+            error = translate(e)
+            if isinstance(error, Conflict):
+                raise error from e
+            # As on the savepoint path: a remembered account may not exist (its creation was rolled
+            # back). Forget, and let the retry take the slow path, which repeats any real error.
+            known.forget()
+            raise Conflict("a remembered ledger account was refused, retry", retryable=True) from e
         return tx_ids
 
     async def _write(

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bourse.api.brokerage.derivatives import order_v3_json, stop_order_v3_json
 from bourse.api.common.auth import Meta, Services, require
+from bourse.api.common.hot_path import HotRoute
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.order_requests import parse_order_request, parse_time
@@ -163,6 +164,10 @@ async def place_order(
     )
     view = await services.trading.place(principal, account_id, request)
     return _order(order_v3(view.order, view.market))
+
+
+# POST /orders without FastAPI's routing and dependencies (the same model, checks and endpoint).
+HOT_ROUTES = (HotRoute("POST", f"{router.prefix}/orders", OrderRequest, Operation.TRADING_UI, place_order),)
 
 
 @router.get("/orders/{orderId}")

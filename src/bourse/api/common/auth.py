@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from bourse.bootstrap import Container
 from bourse.domain.errors import NotAuthenticated
@@ -30,21 +31,38 @@ async def request_meta(request: Request) -> RequestMeta:
 
 
 def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+    return _token(request.headers.get("authorization", ""))
+
+
+def _token(header: str) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("missing bearer token")
     return token.strip()
 
 
+def scope_header(scope: Scope, name: bytes) -> str | None:
+    """The first header ``name`` (lower case) of an ASGI request, as Starlette's ``headers.get``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 async def current_principal(request: Request) -> Principal:
+    return await scope_principal(request.scope, container(request))
+
+
+async def scope_principal(scope: Scope, services: Container) -> Principal:
+    """The caller of an ASGI request, resolved once per request (routes without FastAPI's
+    dependencies, ``api/common/hot_path.py``, use it directly)."""
     # The request's state dict itself (what ``request.state`` wraps): a missing attribute on
     # ``request.state`` costs a raised AttributeError, on every request.
-    state = request.scope.setdefault("state", {})
+    state = scope.setdefault("state", {})
     cached: Principal | None = state.get("principal")
     if cached is not None:
         return cached
-    principal = await container(request).identity.authenticate(bearer_token(request))
+    principal = await services.identity.authenticate(_token(scope_header(scope, b"authorization") or ""))
     state["principal"] = principal
     return principal
 

@@ -78,6 +78,17 @@ def render(path: str, error: e.BourseError, request_id: str | None) -> JSONRespo
     return response
 
 
+def error_response(path: str, exc: Exception, request_id: str | None) -> JSONResponse:
+    """The answer to an exception an endpoint raised: its kind in the dialect's format, or an
+    internal error (logged with its traceback: call it from the ``except`` block)."""
+    if isinstance(exc, e.BourseError):
+        if isinstance(exc, e.InvariantViolation):
+            log.error("invariant violated", error=exc.message, path=path)
+        return render(path, exc, request_id)
+    log.exception("unhandled error", path=path)
+    return render(path, e.InvariantViolation("internal error"), request_id)
+
+
 def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
@@ -93,9 +104,7 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(e.BourseError)
     async def _bourse_error(request: Request, exc: e.BourseError) -> JSONResponse:
-        if isinstance(exc, e.InvariantViolation):
-            log.error("invariant violated", error=exc.message, path=request.url.path)
-        return render(request.url.path, exc, _request_id(request))
+        return error_response(request.url.path, exc, _request_id(request))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -115,5 +124,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return render(request.url.path, e.InvariantViolation("internal error"), _request_id(request))
+        return error_response(request.url.path, exc, _request_id(request))
