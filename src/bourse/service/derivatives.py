@@ -298,6 +298,8 @@ class DerivativesService:
         # one read shared by concurrent callers), and when each account last placed an order here.
         self._may_hold: set[AccountId] = set()
         self._may_hold_read: float | None = None
+        # How long the set of accounts holding positions is trusted (tests lengthen it).
+        self.may_hold_ttl = MAY_HOLD_TTL_SECONDS
         self._may_hold_reading: asyncio.Future[None] | None = None
         self._placed_at: dict[AccountId, float] = {}
         self._unpriced_logged: dict[AccountId, list[str]] = {}
@@ -2052,17 +2054,17 @@ class DerivativesService:
 
     async def may_hold_positions(self, account_id: AccountId) -> bool:
         """``MarginGuard``: False when the account had no open position at the last read (at most
-        ``MAY_HOLD_TTL_SECONDS`` ago) and placed no derivative order in this process lately, so a
+        ``may_hold_ttl`` seconds ago) and placed no derivative order in this process lately, so a
         spot order needs no margin pre-check (no database round trip before its engine).
         Concurrent callers share one read."""
         now = monotonic()
-        if self._may_hold_read is None or now - self._may_hold_read > MAY_HOLD_TTL_SECONDS:
+        if self._may_hold_read is None or now - self._may_hold_read > self.may_hold_ttl:
             if self._may_hold_reading is None or self._may_hold_reading.done():
                 self._may_hold_reading = asyncio.ensure_future(self._read_may_hold())
             await asyncio.shield(self._may_hold_reading)
         placed = self._placed_at.get(account_id)
         # a recent order's position may have committed after the read: it counts until read again
-        recent = placed is not None and now - placed < 2 * MAY_HOLD_TTL_SECONDS + 5
+        recent = placed is not None and now - placed < 2 * self.may_hold_ttl + 5
         return account_id in self._may_hold or recent
 
     async def _read_may_hold(self) -> None:
@@ -2072,7 +2074,7 @@ class DerivativesService:
         self._may_hold = set(accounts)
         self._may_hold_read = read_at
         self._placed_at = {
-            a: t for a, t in self._placed_at.items() if read_at - t < 2 * MAY_HOLD_TTL_SECONDS + 5
+            a: t for a, t in self._placed_at.items() if read_at - t < 2 * self.may_hold_ttl + 5
         }
 
     async def check_release(

@@ -19,6 +19,9 @@ async def test_concurrent_orders_in_one_batch_commit_once(container):
     traders = [await make_trader(container, f"trader{i}", usdt="1000", btc="1") for i in range(40)]
     for t in traders:  # ownership confirmed once, so nothing but the queue stands between order and runner
         await container.trading.account(t.principal, t.account_id)
+    # ... and the margin pre-check's view of who holds positions is fresh for the whole test (its
+    # re-read, shared by every order arriving meanwhile, would split them over batches under load).
+    container.derivatives.may_hold_ttl = 600.0
     await place(container, traders[0], market, "Buy", "0.01", "1.00")
     runner = await container.trading.engines.runner(market)
     commits = runner.commits
