@@ -113,6 +113,14 @@ def stop_out_due(level: Decimal | None, stop_out_level: Decimal) -> bool:
     return level is not None and level < stop_out_level
 
 
+def maintenance_margin(position: Position, spec: ContractSpec, stop_out_level: Decimal) -> Decimal:
+    """The equity a position needs to stay open: ``margin * stopOutLevel``, rounded up to the
+    settlement scale. Below it an Isolated position is stopped out on its own; for Cross positions the
+    account is stopped out when its equity falls below the sum of them (level < stopOutLevel)."""
+    with localcontext(EXACT):
+        return round_to(position.margin * stop_out_level, spec.settlement_scale, ROUND_CEILING)
+
+
 def stop_out_order(positions_with_pnl: Sequence[tuple[Position, Decimal]]) -> list[str]:
     """Position ids in the order a stop-out closes them: biggest unrealized loss first (the PnL
     given, in RAT), ties oldest first, then by id."""

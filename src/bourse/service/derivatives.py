@@ -53,6 +53,7 @@ from bourse.domain.margin import (
     PositionMark,
     isolated_level,
     liquidation_price_cross,
+    maintenance_margin,
     margin_call_due,
     margin_state,
     stop_out_due,
@@ -188,6 +189,7 @@ class PositionView:
     liquidation_price: Decimal | None
     margin_level: Decimal | None  # Isolated: the position's own; Cross: the account's
     triggers: Triggers | None
+    maintenance_margin: Decimal | None = None  # margin * the group's stopOutLevel (open positions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -996,6 +998,7 @@ class DerivativesService:
                         if known
                         else None,
                         triggers=triggers.get(p.position_id),
+                        maintenance_margin=maintenance_margin(p, c.spec, lv.stop_out) if p.is_open else None,
                     )
                 )
         return views

@@ -88,6 +88,8 @@ async def test_a_position_shows_its_price_pnl_margin_and_liquidation(client, con
         "settlementAssetId": "USDT",
         "margin": "20",
         "marginInRAT": "20",
+        # 20 * stopOutLevel 0.5: the equity the position needs to stay open
+        "maintenanceMargin": "10",
         "unrealizedPnl": "3.34",
         "unrealizedPnlInRAT": "3.34",
         "realizedPnl": "0",

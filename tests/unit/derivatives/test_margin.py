@@ -9,6 +9,7 @@ from bourse.domain.margin import (
     Seizable,
     isolated_level,
     liquidation_price_cross,
+    maintenance_margin,
     margin_call_due,
     margin_state,
     seize,
@@ -175,3 +176,16 @@ def test_seize_takes_the_highest_ratio_first_rounded_up_and_capped():
     assert [t.amount for t in taken] == [D(1)]
     assert rest == D("7.000000")  # 6.9999999 rounded up
     assert seize(D(5), [], 6) == ([], D(5))
+
+
+def test_maintenance_margin_is_margin_times_the_stop_out_level_rounded_up():
+    # 150.00 * 0.5 = 75; the equity below which the position (Isolated) or its share of the
+    # account (Cross) is stopped out
+    assert maintenance_margin(position(), SPEC, D("0.5")) == D("75")
+    # 150.01 * 0.33 = 49.5033 -> 49.51 at the settlement scale (rounded up, towards safety)
+    odd = position(margin="150.01")
+    assert maintenance_margin(odd, SPEC, D("0.33")) == D("49.51")
+    # the isolated level reaches the stop-out exactly when equity (margin + upnl) = maintenance:
+    # margin 150, upnl -75 at mark 47500 (3 lots * 0.01 * -2500)
+    iso = position(margin_type=MarginType.ISOLATED)
+    assert isolated_level(iso, SPEC, D("47500")) == D("0.5")

@@ -499,6 +499,7 @@ def position_json(v: PositionView) -> dict[str, Any]:
         "settlementAssetId": m.quote_asset,
         "margin": format_decimal(p.margin),
         "marginInRAT": _rat(p.margin, v.rate_to_rat),
+        "maintenanceMargin": _d(v.maintenance_margin),
         "unrealizedPnl": _d(v.unrealized_pnl),
         "unrealizedPnlInRAT": None if v.unrealized_pnl is None else _rat(v.unrealized_pnl, v.rate_to_rat),
         "realizedPnl": format_decimal(p.realized_pnl),
