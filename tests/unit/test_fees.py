@@ -12,6 +12,7 @@ from bourse.domain.fees import (
     commission,
     fee_settings_view,
     max_commission,
+    min_fee_in_asset,
     parse_fee_settings,
     select_rule,
 )
@@ -128,9 +129,27 @@ def test_max_commission_is_the_larger_of_maker_and_taker():
     assert max_commission(rule("d", 1, default=True), Decimal("100"), 2) == Decimal("0.20")
 
 
-def test_min_fee_rat_is_stored_but_not_applied():
+def test_commission_is_the_rules_fee_before_its_minimum():
+    # the minimum is applied by the order's fee terms (domain.trading.FeeTerms, derivative_fee)
     r = rule("d", 1, default=True, maker="0.1", taker="0.1", min_fee_rat="5")
     assert commission(r, Decimal("100"), is_maker=True, quote_scale=2) == Decimal("0.10")
+
+
+def test_the_minimum_in_an_asset_is_min_fee_rat_over_its_rate_rounded_up():
+    # 1 RAT at 3 RAT per unit: 0.333...; rounded UP to 6 decimals
+    assert min_fee_in_asset(Decimal(1), Decimal(3), 6) == Decimal("0.333334")
+    # an asset worth 0.5 RAT: 2.5 RAT minimum is 5 units
+    assert min_fee_in_asset(Decimal("2.5"), Decimal("0.5"), 2) == Decimal("5.00")
+    # the root asset itself (rate 1)
+    assert min_fee_in_asset(Decimal("0.1"), Decimal(1), 6) == Decimal("0.1")
+    # BTC at 60000 RAT: a 1 RAT minimum is 0.00001667 BTC (0.0000166666... up)
+    assert min_fee_in_asset(Decimal(1), Decimal(60000), 8) == Decimal("0.00001667")
+
+
+def test_no_minimum_without_min_fee_rat_or_without_a_rate():
+    assert min_fee_in_asset(None, Decimal(3), 6) is None
+    assert min_fee_in_asset(Decimal(1), None, 6) is None
+    assert min_fee_in_asset(Decimal(1), Decimal(0), 6) is None
 
 
 def test_a_negative_fill_is_a_bug():

@@ -103,6 +103,53 @@ def test_fees_never_overdraw_a_hold_or_exceed_a_fill():
     assert fees[0][1] == D("0.3")  # capped at the fill's value
 
 
+# 0.1 % maker, 0.2 % taker, at least 1 USDT a fill (a minFeeRAT of 1 with USDT the root asset).
+MINIMUM = FeeTerms("min", FeeType.PERCENT, D("0.1"), D("0.2"), D(1))
+
+
+def test_a_buy_holds_the_larger_of_its_max_fee_and_the_minimum():
+    # 2 x 100 = 200: the fee would be 0.4 (taker), the minimum 1 wins
+    assert order(1, Side.BUY, "2", "100", MINIMUM).locked_amount == D(201)
+    # 10 x 100 = 1000: the taker fee 2 beats the minimum
+    assert order(2, Side.BUY, "10", "100", MINIMUM).locked_amount == D(1002)
+    # a sell holds its base amount only
+    assert order(3, Side.SELL, "2", "100", MINIMUM).locked_amount == D(2)
+
+
+def test_each_fill_pays_at_least_the_minimum_and_a_big_one_the_percentage():
+    assert MINIMUM.fee(D(50), is_maker=True, scale=6) == D(1)  # 0.05 -> 1
+    assert MINIMUM.fee(D(1000), is_maker=False, scale=6) == D(2)  # 0.2 % of 1000
+    assert MINIMUM.max_fee(D(200), 6) == D(1)
+    # without a minimum, exactly the rule's fee
+    assert PERCENT.fee(D(50), is_maker=True, scale=6) == D("0.05")
+    assert PERCENT.max_fee(D(200), 6) == D("0.4")
+
+
+def test_partial_fills_each_pay_the_minimum_until_the_buyers_hold_cap_wins():
+    buy = order(1, Side.BUY, "2", "100", MINIMUM)  # holds 200 + 1
+    sell = order(2, Side.SELL, "2", "100", MINIMUM)
+    paid = []
+    for seq, qty in enumerate((D("0.5"), D("0.5"), D(1)), 1):
+        s = settle_trade(MARKET, seq, buy, sell, D(100), qty, buyer_is_maker=True, quote_scale=6)
+        paid.append((s.buy.commission, s.sell.commission))
+    # the buyer's first fill (0.05 by the rule) pays the minimum its hold covered; later fills find
+    # nothing spare beyond the cost of what is left, so the house forgoes their minimum. The seller
+    # pays the minimum on each fill (0.1, 0.1, 0.2 by the rule).
+    assert paid == [(D(1), D(1)), (D(0), D(1)), (D(0), D(1))]
+    assert buy.locked_remaining == 0 and buy.commission == D(1) and sell.commission == D(3)
+
+
+def test_a_sell_worth_less_than_the_minimum_pays_at_most_its_quote_amount():
+    buy = order(1, Side.BUY, "1", "100", MINIMUM)
+    sell = order(2, Side.SELL, "0.001", "100", MINIMUM)
+    s = settle_trade(MARKET, 1, buy, sell, D(100), D("0.001"), buyer_is_maker=True, quote_scale=6)
+    assert s.sell.quote_amount == D("0.1") and s.sell.commission == D("0.1")  # not 1
+    assert s.buy.commission == D(1)
+    legs = {(p.owner, p.bucket): p.amount for p in s.transaction.postings if p.asset == "USDT"}
+    assert legs[(FEES, Bucket.AVAILABLE)] == D("1.1")
+    assert (account_owner("A2"), Bucket.AVAILABLE) not in legs  # the seller gets nothing in USDT
+
+
 def test_market_rules_before_the_engine():
     def reason(**kw):
         base = {

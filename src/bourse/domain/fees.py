@@ -12,10 +12,15 @@ are percentages of the fill's quote amount (``0.1`` = 0.1%); ``Fixed`` sizes
 are a quote-asset amount per fill. Every fee is rounded up to the quote asset's
 scale, in the house's favour, and is never negative.
 
-``min_fee_rat`` (the spec's ``minFeeRAT``, a minimum fee in the root asset) is
-stored and shown but NOT applied yet: applying it needs a conversion of the
-root-asset minimum into the quote asset at a market price, which comes with
-market data. ``commission`` ignores it.
+``min_fee_rat`` (the spec's ``minFeeRAT``) is a minimum fee in the root asset (RAT),
+charged per execution: every fill pays at least it, like a broker's "minimum
+commission per trade". It is converted into the fee's asset when the order is
+placed (``min_fee_in_asset``: ``minFeeRAT / rate(asset -> RAT)`` rounded UP to the
+asset's scale, with the platform's one conversion, ``domain.history.rates_to_root``
+over spot last prices) and fixed with the order's other fee terms, so a fill never
+needs a price. An asset without a RAT rate pays no minimum (the order is not
+refused). ``commission`` and ``spot_fee`` are the fee before the minimum; the
+order's fee terms (``domain.trading.FeeTerms``, ``domain.positions``) apply it.
 """
 
 from __future__ import annotations
@@ -155,6 +160,16 @@ def spot_fee(fee_type: FeeType, size: Decimal, quote_amount: Decimal, quote_scal
     with localcontext(_EXACT):
         raw = quote_amount * size / 100
     return _round_up(raw, quote_scale)
+
+
+def min_fee_in_asset(min_fee_rat: Decimal | None, rate: Decimal | None, scale: int) -> Decimal | None:
+    """``minFeeRAT`` in an asset worth ``rate`` RAT a unit: ``min_fee_rat / rate`` rounded UP to
+    ``scale`` (in the house's favour, like every fee). None (no minimum) without a minimum or
+    without a rate for the asset."""
+    if min_fee_rat is None or rate is None or rate <= 0:
+        return None
+    with localcontext(_EXACT):
+        return _round_up(min_fee_rat / rate, scale)
 
 
 def max_commission(rule: CommissionRule, quote_amount: Decimal, quote_scale: int) -> Decimal:

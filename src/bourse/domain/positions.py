@@ -15,7 +15,8 @@ funding and swaps are amounts of it. An order is sized in lots; ``base = lots * 
 - **Netting** accounts hold one position per market: an opposite fill reduces, closes or flips
   it (close, then open the rest). **Hedging** accounts open a new position with every fill;
   a position is reduced only by a close naming it (``close_position_id``), which never flips.
-- The fill's fee goes ``available -> sys:fees``. A fill that opens anything must be paid in
+- The fill's fee (``derivative_fee``: at least the rule's minimum fee, converted when the order
+  was placed) goes ``available -> sys:fees``. A fill that opens anything must be paid in
   full (margin and fee) or it is refused (``InsufficientFunds``); a pure close always goes
   through and its fee is cut to what the account has left, never below zero.
 
@@ -225,11 +226,17 @@ def notional(price: Decimal, lots: Decimal, spec: ContractSpec) -> Decimal:
 
 
 def derivative_fee(
-    rule_or_terms: CommissionRule | CfdFee, notional: Decimal, lots: Decimal, settlement_scale: int
+    rule_or_terms: CommissionRule | CfdFee,
+    notional: Decimal,
+    lots: Decimal,
+    settlement_scale: int,
+    min_fee: Decimal | None = None,
 ) -> Decimal:
     """The fee of one derivative fill: the rule's ``cfd`` settings (Percent of the notional, or
     Fixed per lot), else its spot taker size as a Percent; rounded UP to the settlement scale
-    (in the house's favour, like spot fees)."""
+    (in the house's favour, like spot fees); at least ``min_fee``, the rule's ``minFeeRAT`` in
+    the settlement asset fixed with the order when it was placed (``fees.min_fee_in_asset``;
+    None: no minimum, e.g. a settlement asset without a RAT rate). The minimum applies per fill."""
     if notional < 0 or lots < 0:
         raise InvariantViolation("a fill's notional and lots cannot be negative")
     if isinstance(rule_or_terms, CfdFee):
@@ -240,7 +247,8 @@ def derivative_fee(
         fee_type, size = FeeType.PERCENT, rule_or_terms.taker_size
     with localcontext(EXACT):
         raw = size * lots if fee_type is FeeType.FIXED else notional * size / 100
-    return max(ZERO, round_up(raw, settlement_scale))
+    fee = max(ZERO, round_up(raw, settlement_scale))
+    return fee if min_fee is None or fee >= min_fee else min_fee
 
 
 def liquidation_price_isolated(

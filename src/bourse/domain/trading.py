@@ -17,10 +17,16 @@ module decides what an order may do with the account's funds:
   with it, what is left of the buyer's hold back to available.
 - ``release``: what a cancelled, expired or rejected order still holds, back to available.
 
-Fees are fixed when the order is placed (``FeeTerms``). A buyer's fee on a fill never
-exceeds what its hold has left beyond the worst-case cost of its remaining quantity,
-and a seller's fee never exceeds the fill's quote amount, so a settlement can never
-overdraw a hold; with per-fill rounding up, the house may forgo a rounding remainder.
+Fees are fixed when the order is placed (``FeeTerms``), the rule's minimum fee
+(``minFeeRAT``) converted into the quote asset then (``fees.min_fee_in_asset``; none
+when the quote asset has no RAT rate). Each fill pays ``max(fee, min_fee)``, and a
+buy's hold covers ``max(max_fee(quote amount), min_fee)``. A buyer's fee on a fill
+never exceeds what its hold has left beyond the worst-case cost of its remaining
+quantity, and a seller's fee never exceeds the fill's quote amount, so a settlement
+can never overdraw a hold; these caps win over the minimum: with per-fill rounding up
+the house may forgo a rounding remainder, and on the later fills of a partially
+filled buy (whose hold covered one minimum) or on a sell worth less than the minimum
+it forgoes part of the minimum.
 """
 
 from __future__ import annotations
@@ -75,16 +81,18 @@ class MarketStopped(BusinessRejection):
 
 @dataclass(frozen=True, slots=True)
 class FeeTerms:
-    """The commission rule an order pays by, fixed when it is placed."""
+    """The commission rule an order pays by, fixed when it is placed. ``min_fee``: the rule's
+    ``minFeeRAT`` in the quote asset at placement (None: no minimum), the least each fill pays."""
 
     rule_id: str
     fee_type: FeeType
     maker: Decimal
     taker: Decimal
+    min_fee: Decimal | None = None
 
     @classmethod
-    def of(cls, rule: CommissionRule) -> FeeTerms:
-        return cls(rule.id, rule.fee_type, rule.maker_size, rule.taker_size)
+    def of(cls, rule: CommissionRule, min_fee: Decimal | None = None) -> FeeTerms:
+        return cls(rule.id, rule.fee_type, rule.maker_size, rule.taker_size, min_fee)
 
     def rule(self) -> CommissionRule:
         return CommissionRule(
@@ -101,9 +109,12 @@ class FeeTerms:
         )
 
     def fee(self, quote_amount: Decimal, *, is_maker: bool, scale: int) -> Decimal:
-        return spot_fee(self.fee_type, self.maker if is_maker else self.taker, quote_amount, scale)
+        """One fill's fee: the rule's fee, at least the minimum (before the settlement's caps)."""
+        fee = spot_fee(self.fee_type, self.maker if is_maker else self.taker, quote_amount, scale)
+        return fee if self.min_fee is None or fee >= self.min_fee else self.min_fee
 
     def max_fee(self, quote_amount: Decimal, scale: int) -> Decimal:
+        """What a buy holds for fees: the larger of the maker and taker fee, at least the minimum."""
         return max(
             self.fee(quote_amount, is_maker=True, scale=scale),
             self.fee(quote_amount, is_maker=False, scale=scale),

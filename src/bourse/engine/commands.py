@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 from bourse.domain.errors import BourseError, NotFound
-from bourse.domain.fees import CommissionRule, select_rule
+from bourse.domain.fees import CommissionRule, min_fee_in_asset, select_rule
+from bourse.domain.history import rates_to_root
 from bourse.domain.markets import Market
 from bourse.domain.order_requests import OrderRequest
 from bourse.domain.trading import FeeTerms
-from bourse.domain.values import AccountId
+from bourse.domain.values import AccountId, AssetId
 from bourse.service.ports import UnitOfWork
 
 
@@ -49,19 +51,40 @@ class RunnerSettings:
     verify_digest: bool = False
 
 
+async def root_rate(uow: UnitOfWork, asset: AssetId, root: AssetId) -> Decimal | None:
+    """What one unit of ``asset`` is worth in the root asset now: the platform's one conversion
+    (``domain.history.rates_to_root`` over spot last prices, as every ``...InRAT``); None
+    without such a price. The root itself is 1 without a read."""
+    if asset == root:
+        return Decimal(1)
+    return rates_to_root(root, [asset], await uow.history.last_prices()).rate(asset)
+
+
+async def min_fee_of(
+    uow: UnitOfWork, rule: CommissionRule, asset: AssetId, scale: int, root: AssetId
+) -> Decimal | None:
+    """The rule's ``minFeeRAT`` in ``asset`` now (``domain.fees.min_fee_in_asset``); None
+    without a minimum or without a RAT rate for ``asset`` (no minimum then)."""
+    if rule.min_fee_rat is None:
+        return None
+    return min_fee_in_asset(rule.min_fee_rat, await root_rate(uow, asset, root), scale)
+
+
 class FeeTermsCache:
     """Each account's commission rules, read once per ``ttl`` seconds (shared by every runner).
 
     An order's fee terms are fixed when it is placed, so a changed profile applies to orders
-    placed at most ``ttl`` seconds after the change.
+    placed at most ``ttl`` seconds after the change. A rule's minimum fee is converted into the
+    quote asset at the prices of the batch that places the order (``root_rate``), not cached.
     """
 
-    def __init__(self, ttl: float = 5.0) -> None:
+    def __init__(self, ttl: float = 5.0, root_asset: str = "RAT") -> None:
         self._ttl = ttl
+        self.root = AssetId(root_asset)
         self._rules: dict[AccountId, tuple[float, list[CommissionRule]]] = {}
 
     async def terms(
-        self, uow: UnitOfWork, accounts: Sequence[AccountId], market: Market
+        self, uow: UnitOfWork, accounts: Sequence[AccountId], market: Market, quote_scale: int = 18
     ) -> dict[AccountId, FeeTerms]:
         now = asyncio.get_running_loop().time()
         rules: dict[AccountId, list[CommissionRule]] = {}
@@ -82,4 +105,12 @@ class FeeTermsCache:
                     raise NotFound(f"account {account} not found", field="accountId")
                 rules[account] = fresh[account]
                 self._rules[account] = (now + self._ttl, fresh[account])
-        return {a: FeeTerms.of(select_rule(rules[a], market)) for a in accounts}
+        selected = {a: select_rule(rules[a], market) for a in accounts}
+        if all(rule.min_fee_rat is None for rule in selected.values()):
+            return {a: FeeTerms.of(rule) for a, rule in selected.items()}
+        # One conversion per batch: the minimums in the quote asset at the prices committed now.
+        rate = await root_rate(uow, market.quote_asset, self.root)
+        return {
+            a: FeeTerms.of(rule, min_fee_in_asset(rule.min_fee_rat, rate, quote_scale))
+            for a, rule in selected.items()
+        }

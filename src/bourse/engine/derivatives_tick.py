@@ -6,13 +6,14 @@ exactly as on a spot market. What differs is the money:
 
 - **Hold** (placing): ``available -> locked`` in the settlement asset, per lot step
   ``round_up(margin of one step at the reserve price) + round_up(fee of one step)``, times the
-  order's steps; a reduce-only order holds the fee part only. The reserve price bounds every
+  order's steps, plus one minimum fee (the rule's ``minFeeRAT`` in the settlement asset, fixed
+  at placement; none without a RAT rate); a reduce-only order holds the fee parts only. The reserve price bounds every
   price the order can fill at: a buy's limit (a market buy: the band above the last price); a
   sell's limit or the best bid when higher (a sell crosses at bid prices, then rests at its own
   price). Rounding each step up makes a fill's share (``hold * lots filled / lots``) cover what
   ``apply_fill`` charges for that fill at any price within the bound (ceil(k*x) <= k*ceil(x)).
 - **Fill** (each trade, both sides, ONE ledger transaction per trade): each side's share of its
-  hold goes back to available, then ``domain.positions.apply_fill`` posts margin, fee, realized
+  hold (the first fill's share includes the held minimum fee) goes back to available, then ``domain.positions.apply_fill`` posts margin, fee, realized
   PnL against ``sys:house`` and applies the deficit rule. A netting flip is worked as its close
   (paid from what the account has, its hold aside) then its open (paid from the hold's share),
   so the margin held for the new position never pays the old one's loss.
@@ -21,6 +22,10 @@ exactly as on a spot market. What differs is the money:
   exactly their lots. The tick keeps them safe: the lots waiting to close a position never exceed
   it (``CloseLotsTaken``), and a netting order that could open on the side where reduce-only
   orders wait is refused, so no fill of another order can take a position from under them.
+- **Minimum fee**: each fill's fee is ``max(rule fee, minimum)``. A pure close pays it as far as
+  the account has it (``apply_fill``); an opening part pays the minimum from the hold's minimum
+  (the first fill) and from the account's free balance, and the house forgoes what neither
+  covers (later partial fills of an account without free funds).
 - Cancel, expiry and rejection release what the order still holds; a hold that paid for no fill
   is dropped from the tick's ledger transactions (the order leaves no trace in the ledger).
 
@@ -36,7 +41,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 
 from bourse.domain.errors import InsufficientFunds, InvalidInput, InvariantViolation
-from bourse.domain.fees import CfdFee, CommissionRule, FeeType
+from bourse.domain.fees import CfdFee, CommissionRule, FeeType, min_fee_in_asset
 from bourse.domain.ledger import Bucket, LedgerTransaction, Posting, account_owner
 from bourse.domain.matching import CancelOrder, EventKind, MatchingEngine, PlaceOrder, RawEvent, RestingOrder
 from bourse.domain.matching.commands import GTC_LIMIT, OrderTerms
@@ -104,6 +109,7 @@ def fee_terms(rule: CommissionRule) -> tuple[FeeType, Decimal]:
 
 
 def order_fee(order: DerivativeOrder, price: Decimal, lots: Decimal, c: Contract) -> Decimal:
+    """The fee of ``lots`` at ``price`` by the order's fee terms, before its minimum fee."""
     if order.fee_type is None or order.fee_size is None:
         raise InvariantViolation("a book order without fee terms", order_id=order.order_id)
     terms = CfdFee(None, FeeType(order.fee_type), order.fee_size)
@@ -264,6 +270,8 @@ class DerivativeTick:
     ) -> DerivativeOrder:
         c, req = self.c, cmd.request
         fee_type, fee_size = fee_terms(rule)
+        # The minimum fee in the settlement asset at this batch's RAT rate (none without a rate).
+        min_fee = min_fee_in_asset(rule.min_fee_rat, self.rate, c.spec.settlement_scale)
         order = DerivativeOrder(
             order_id=order_id,
             market_id=c.market.id,
@@ -293,6 +301,7 @@ class DerivativeTick:
             post_only=req.post_only,
             fee_type=fee_type.value,
             fee_size=fee_size,
+            min_fee=min_fee,
         )
         self.new_ids.append(order_id)
         self._set(order)
@@ -592,7 +601,8 @@ class DerivativeTick:
                 if opening
                 else ZERO
             )
-            return steps * (margin + order_fee(order, reserve, step, c))
+            # One minimum fee on top, for the first fill (``_fill_side``).
+            return steps * (margin + order_fee(order, reserve, step, c)) + (order.min_fee or ZERO)
 
     def cancel(self, account_id: AccountId, order_id: int) -> DerivativeOrder | None:
         order = self.find(order_id)
@@ -736,8 +746,12 @@ class DerivativeTick:
         left = order.remaining_lots - lots
         if left < 0:
             raise InvariantViolation("a fill larger than the order's remaining lots", order_id=order.order_id)
+        minimum = order.min_fee or ZERO
+        first = order.remaining_lots == order.lots
         with localcontext(EXACT):
-            share = order.locked_remaining if left == 0 else order.locked_amount * lots / order.lots
+            # The lots' share of the per-step hold, plus the one minimum fee held for the first fill.
+            proportional = (order.locked_amount - minimum) * lots / order.lots
+            share = order.locked_remaining if left == 0 else proportional + (minimum if first else ZERO)
         if share > order.locked_remaining:
             raise InvariantViolation("a book order's hold does not cover its fill", order_id=order.order_id)
         legs: list[Posting] = []
@@ -747,7 +761,12 @@ class DerivativeTick:
                 Posting(owner, self.asset, Bucket.AVAILABLE, share),
             ]
         free = self._free(account)
-        fee = order_fee(order, price, lots, c)
+        rule_fee = order_fee(order, price, lots, c)
+        fee = max(rule_fee, minimum)  # each fill pays at least the minimum, as far as it can:
+        # the share covers the margin and the rule's fee; beyond that, an opening part pays the
+        # minimum from what the share holds for it (the first fill) and the account's free balance.
+        with localcontext(EXACT):
+            spare = max(ZERO, share - proportional)
 
         target: Position | None = None
         base_position: Position | None = None  # what an opening part increases
@@ -835,7 +854,7 @@ class DerivativeTick:
                     price=price,
                     leverage=order.leverage,
                     margin_type=order.margin_type,
-                    fee=fee,
+                    fee=min(fee, rule_fee + spare + max(free, ZERO)),
                     available=free + share,
                     new_position_id=self._new_position_id(),
                     now=self.now,

@@ -41,7 +41,7 @@ class EngineHub:
         self._clock = clock
         self._bus = bus
         self.settings = settings or RunnerSettings()
-        self._fees = FeeTermsCache(fee_ttl)
+        self._fees = FeeTermsCache(fee_ttl, root_asset)
         self._runners: dict[str, MarketRunner] = {}
         self._lock: asyncio.Lock | None = None
 

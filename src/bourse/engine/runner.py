@@ -468,7 +468,7 @@ class MarketRunner:
         if not run:
             return {}
         tick.available = available
-        fees = await self._fees.terms(uow, sorted({c.account_id for _, c in run}), market)
+        fees = await self._fees.terms(uow, sorted({c.account_id for _, c in run}), market, self.quote_scale)
         return {i: (order_ids[i], fees[c.account_id]) for i, c in run}
 
     async def _resolve_duplicates(

@@ -107,6 +107,7 @@ from bourse.service.derivatives_context import (
     contracts,
     levels,
     mark_of,
+    order_min_fee,
     position_marks,
     selected_assets,
 )
@@ -426,14 +427,19 @@ class DerivativesService:
             price = FillPrice.of(quote, request.side).price
         side = PositionSide.of(request.side)
         base = c.spec.base(request.lots)
-        fee = derivative_fee(
-            rule, notional(price, request.lots, c.spec), request.lots, c.spec.settlement_scale
-        )
         take_profit = self._convert("tp", request.take_profit, side, price, base, c)
         stop_loss = self._convert("sl", request.stop_loss, side, price, base, c)
         async with self._uow() as uow:
             rates = Rates(uow, self._root)
             rate = await rates.get(c.settlement_asset)
+            # At least the rule's minimum, as an order placed now would fix it.
+            fee = derivative_fee(
+                rule,
+                notional(price, request.lots, c.spec),
+                request.lots,
+                c.spec.settlement_scale,
+                await order_min_fee(rule, c, rates),
+            )
             positions = await uow.derivatives.open_positions(account)
             specs = await contracts(uow, [p.market_id for p in positions] + [c.market.id])
             held = await collateral(uow, account, rates)
@@ -545,6 +551,8 @@ class DerivativesService:
                     return await self._replay(uow, existing, fingerprint, c.market)
             order_id = await uow.derivatives.new_order_id()
             order, reason = self._new_order(order_id, account, request, c, now, fingerprint)
+            # The minimum fee is fixed with the order, in the settlement asset at today's rate.
+            order = order.but(min_fee=await order_min_fee(rule, c, Rates(uow, self._root)))
             if not await uow.derivatives.add_order(order):  # cannot happen under the account lock
                 raise IdempotencyConflict(
                     "clientOrderId was used by a concurrent order", field="clientOrderId"
@@ -1174,6 +1182,7 @@ class DerivativesService:
             reduce_only=True,
             source=_SOURCE_OF[reason],
             reason=reason,
+            min_fee=await order_min_fee(rule, c, Rates(uow, self._root)),
         )
         await uow.derivatives.add_order(order)
         if limit_price is None or crosses(order, quote):

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from bourse.domain.account_groups import DEFAULT_MARGIN_CALL_LEVEL, DEFAULT_STOP_OUT_LEVEL
 from bourse.domain.errors import NotFound
+from bourse.domain.fees import CommissionRule, min_fee_in_asset
 from bourse.domain.history import Rates as RootRates
 from bourse.domain.history import rates_to_root
 from bourse.domain.ledger import Bucket, account_owner
@@ -61,6 +62,15 @@ class Rates:
             history = self._uow.history
             self._rates = rates_to_root(self.root, await history.asset_ids(), await history.last_prices())
         return self._rates.rate(asset)
+
+
+async def order_min_fee(rule: CommissionRule, c: Contract, rates: Rates) -> Decimal | None:
+    """The rule's ``minFeeRAT`` in the market's settlement asset now (``fees.min_fee_in_asset``):
+    fixed with an order when it is placed. None without a minimum, or when the settlement asset
+    has no RAT rate (such an order pays no minimum rather than being refused)."""
+    if rule.min_fee_rat is None:
+        return None
+    return min_fee_in_asset(rule.min_fee_rat, await rates.get(c.settlement_asset), c.spec.settlement_scale)
 
 
 async def contract(uow: UnitOfWork, market_id: str) -> Contract:

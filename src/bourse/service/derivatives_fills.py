@@ -192,7 +192,8 @@ async def execute(
             return reject(order, DerivativeReject.INVALID_TRIGGER, now)
 
     available, _ = await uow.derivatives.lock_funds(owner, spec.settlement_asset)
-    fee = derivative_fee(rule, notional(price, lots, spec), lots, spec.settlement_scale)
+    # At least the minimum fixed with the order when it was placed (each fill pays it).
+    fee = derivative_fee(rule, notional(price, lots, spec), lots, spec.settlement_scale, order.min_fee)
     new_id = await uow.derivatives.new_position_id()
     try:
         result = apply_fill(

@@ -200,6 +200,8 @@ class DerivativeOrder:
     hold_tx_id: int | None = None
     fee_type: str | None = None  # the fee terms fixed at placement (FeeType value)
     fee_size: Decimal | None = None
+    # The rule's minFeeRAT in the settlement asset at placement: the least each fill pays (None: none).
+    min_fee: Decimal | None = None
     cancel_reason: str | None = None
 
     @property

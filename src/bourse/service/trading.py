@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from bourse.domain.errors import BusinessRejection, InvalidInput, NotFound
-from bourse.domain.fees import CommissionRule, commission, max_commission, select_rule
+from bourse.domain.fees import CommissionRule, commission, max_commission, min_fee_in_asset, select_rule
 from bourse.domain.identity import Principal
 from bourse.domain.markets import Market, MarketQuery, MarketType
 from bourse.domain.order_requests import OrderRequest
@@ -27,6 +27,7 @@ from bourse.domain.orders import OrderType, RejectReason, Side, StopStatus, is_s
 from bourse.domain.trading import EXACT, Order, OrderQuery
 from bourse.domain.values import AccountId, AssetId, parse_decimal
 from bourse.service.accounts import AccountService
+from bourse.service.derivatives_context import Rates
 from bourse.service.derivatives_records import MarketTypeMismatch
 from bourse.service.ports import MarginGuard, OrderEngines, UnitOfWork, UnitOfWorkFactory
 
@@ -258,7 +259,9 @@ class TradingService:
         quote_amount: str | None,
     ) -> Preview:
         """What an order would cost: at the requested price, or the last price for a market order.
-        A market order pays the taker fee; a limit order is shown with the larger of maker and taker."""
+        A market order pays the taker fee; a limit order is shown with the larger of maker and taker;
+        either at least the rule's minimum fee (``minFeeRAT`` in the quote asset at the current
+        prices, as the order would fix it), a sell's at most its quote amount."""
         account = await self.account(principal, account_id)
         kind = _member(OrderType, order_type, "orderType")
         direction = _member(Side, side, "side")
@@ -287,11 +290,20 @@ class TradingService:
                 unit = _positive(price, "requestedPrice")
             rules = await uow.commissions.rules_for_account(account)
             quote_asset = await uow.assets.get(market.quote_asset)
-        if rules is None:
-            raise NotFound(f"account {account} not found", field="accountId")
-        scale = quote_asset.scale if quote_asset is not None else 18
+            if rules is None:
+                raise NotFound(f"account {account} not found", field="accountId")
+            scale = quote_asset.scale if quote_asset is not None else 18
+            # The minimum fee as an order placed now would fix it (the engine's conversion).
+            minimum = select_rule(rules, market).min_fee_rat
+            min_fee = (
+                None
+                if minimum is None
+                else min_fee_in_asset(minimum, await Rates(uow, self._root).get(market.quote_asset), scale)
+            )
         with localcontext(EXACT):
-            return self._priced(market, rules, kind, direction, unit, base_amount, quote_amount, scale)
+            return self._priced(
+                market, rules, kind, direction, unit, base_amount, quote_amount, scale, min_fee
+            )
 
     @staticmethod
     def _priced(
@@ -303,6 +315,7 @@ class TradingService:
         base_amount: str | None,
         quote_amount: str | None,
         scale: int,
+        min_fee: Decimal | None = None,
     ) -> Preview:
         if base_amount is not None:
             base = _positive(base_amount, "requestedBaseAmount")
@@ -316,6 +329,10 @@ class TradingService:
             if kind is OrderType.MARKET or kind is OrderType.STOP
             else max_commission(rule, quote, scale)
         )
+        if min_fee is not None and fee < min_fee:
+            fee = min_fee  # each fill pays at least the rule's minimum
+        if direction is Side.SELL and fee > quote:
+            fee = quote  # a seller's fee never exceeds what the fill brings (domain.trading)
         total = quote + fee if direction is Side.BUY else quote - fee
         return Preview(base, quote, fee, total)
 

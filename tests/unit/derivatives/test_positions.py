@@ -144,6 +144,18 @@ def test_derivative_fee():
 # --- netting ----------------------------------------------------------------------------------------
 
 
+def test_derivative_fee_is_at_least_the_orders_minimum():
+    amount = notional(D("50000.5"), D(3), SPEC)  # 1500.015
+    percent = CfdFee(USDT, FeeType.PERCENT, D("0.05"))
+    # 0.76 by the rule; a 2.00 minimum wins, a 0.50 one does not
+    assert derivative_fee(percent, amount, D(3), 2, D("2.00")) == D("2.00")
+    assert derivative_fee(percent, amount, D(3), 2, D("0.50")) == D("0.76")
+    # no minimum (no minFeeRAT, or no RAT rate for the settlement asset): exactly the rule's fee
+    assert derivative_fee(percent, amount, D(3), 2, None) == D("0.76")
+    # the minimum is per fill: a tiny fill pays all of it
+    assert derivative_fee(percent, notional(D(100), D(1), SPEC), D(1), 2, D("2.00")) == D("2.00")
+
+
 def test_netting_open_holds_margin_and_fee():
     r = fill([], Side.BUY, "3", "50000", fee="0.90", available="1000")
     assert r.opened is not None and r.changed == []

@@ -129,6 +129,7 @@ def _order(r: Any) -> DerivativeOrder:
         hold_tx_id=None if r.hold_tx_id is None else int(r.hold_tx_id),
         fee_type=r.fee_type,
         fee_size=r.fee_size,
+        min_fee=r.min_fee,
         cancel_reason=r.cancel_reason,
     )
 
@@ -178,6 +179,7 @@ def _order_values(o: DerivativeOrder) -> dict[str, Any]:
         "hold_tx_id": o.hold_tx_id,
         "fee_type": o.fee_type,
         "fee_size": o.fee_size,
+        "min_fee": o.min_fee,
         "cancel_reason": o.cancel_reason,
     }
 

@@ -186,6 +186,8 @@ derivative_orders = Table(
     Column("hold_tx_id", BigInteger),
     Column("fee_type", Text),
     Column("fee_size", MONEY),
+    # The rule's minFeeRAT in the settlement asset at placement, the least each fill pays (NULL: none).
+    Column("min_fee", MONEY),
     Column("cancel_reason", Text),
     UniqueConstraint("account_id", "client_order_id", name="uq_derivative_orders_account_id_client_order_id"),
     CheckConstraint(

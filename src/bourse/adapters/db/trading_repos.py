@@ -89,6 +89,7 @@ _ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("fee_type", "text"),
     ("maker_fee", "numeric"),
     ("taker_fee", "numeric"),
+    ("min_fee", "numeric"),
     ("status", "text"),
     ("stop_status", "text"),
     ("source", "text"),
@@ -186,6 +187,7 @@ def _order_params(order: Order) -> dict[str, Any]:
         "fee_type": None if fee is None else fee.fee_type.value,
         "maker_fee": None if fee is None else fee.maker,
         "taker_fee": None if fee is None else fee.taker,
+        "min_fee": None if fee is None else fee.min_fee,
         "status": order.status.value,
         "stop_status": None if order.stop_status is None else order.stop_status.value,
         "source": order.source,
@@ -209,7 +211,7 @@ def _columns(orders: Sequence[Order], names: Sequence[str]) -> dict[str, list[An
 
 def _order(row: Any) -> Order:
     fee = (
-        FeeTerms(row.fee_rule_id, FeeType(row.fee_type), row.maker_fee, row.taker_fee)
+        FeeTerms(row.fee_rule_id, FeeType(row.fee_type), row.maker_fee, row.taker_fee, row.min_fee)
         if row.fee_type is not None
         else None
     )

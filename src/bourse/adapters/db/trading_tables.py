@@ -73,6 +73,8 @@ orders = Table(
     Column("fee_type", Text),
     Column("maker_fee", MONEY),
     Column("taker_fee", MONEY),
+    # The rule's minFeeRAT in the quote asset at placement, the least each fill pays (NULL: none).
+    Column("min_fee", MONEY),
     Column("status", Text, nullable=False),
     Column("stop_status", Text),
     Column("source", Text, nullable=False, server_default="Manual"),
