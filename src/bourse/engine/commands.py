@@ -60,16 +60,6 @@ async def root_rate(uow: UnitOfWork, asset: AssetId, root: AssetId) -> Decimal |
     return rates_to_root(root, [asset], await uow.history.last_prices()).rate(asset)
 
 
-async def min_fee_of(
-    uow: UnitOfWork, rule: CommissionRule, asset: AssetId, scale: int, root: AssetId
-) -> Decimal | None:
-    """The rule's ``minFeeRAT`` in ``asset`` now (``domain.fees.min_fee_in_asset``); None
-    without a minimum or without a RAT rate for ``asset`` (no minimum then)."""
-    if rule.min_fee_rat is None:
-        return None
-    return min_fee_in_asset(rule.min_fee_rat, await root_rate(uow, asset, root), scale)
-
-
 class FeeTermsCache:
     """Each account's commission rules, read once per ``ttl`` seconds (shared by every runner).
 
