@@ -107,16 +107,18 @@ _NAMES = ", ".join(name for name, _ in _ORDER_COLUMNS)
 
 
 def _array(param: str, kind: str) -> str:
-    """An array parameter as unnest reads it. Decimals travel as text and PostgreSQL parses them
-    (``_column``): asyncpg's binary numeric encoder costs ~3x ``str`` and the value is the same."""
+    """An array parameter as unnest reads it. A ``numeric`` array travels as one array literal of
+    exact decimal strings that PostgreSQL parses (``_decimals``): asyncpg's binary numeric encoder
+    costs ~0.8 us a value and a text[] ~0.3 (its per-element checks), the literal ~0.1."""
     if kind == "numeric":
-        return f"CAST(CAST(:{param} AS text[]) AS numeric[])"
+        return f"CAST(CAST(:{param} AS text) AS numeric[])"
     return f"CAST(:{param} AS {kind}[])"
 
 
-def _decimals(values: Sequence[Decimal | None]) -> list[str | None]:
-    """Exact decimal strings for a ``numeric`` array sent as text (None stays NULL)."""
-    return [None if v is None else str(v) for v in values]
+def _decimals(values: Sequence[Decimal | None]) -> str:
+    """A ``numeric[]`` literal: ``str`` of a Decimal is exact and has no comma, brace, quote or
+    space to escape; None is NULL."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 _UNNEST = ", ".join(_array(name, kind) for name, kind in _ORDER_COLUMNS)
@@ -217,7 +219,7 @@ def _order_params(order: Order) -> dict[str, Any]:
     }
 
 
-def _columns(orders: Sequence[Order], names: Sequence[str]) -> dict[str, list[Any]]:
+def _columns(orders: Sequence[Order], names: Sequence[str]) -> dict[str, Any]:
     rows = [_order_params(o) for o in orders]
     return {
         name: _decimals([r[name] for r in rows]) if _KINDS[name] == "numeric" else [r[name] for r in rows]
