@@ -69,6 +69,32 @@ so the two cores (shared with the load generator and, here, other work) cap it n
 order, by profile: the runner ~1/3 (asyncpg encoding the batch's Decimal arrays ~9 %,
 SQLAlchemy execution ~5 %, the tick's matching and settlement ~12 %), uvicorn's HTTP
 ~1/4 with h11, the hot path and its endpoint ~1/6.
+
+Round 3 (before = 5eaa022, after = 11be0f2; six alternating pairs, ``--seconds 15 --orders 40000``,
+load average 1.4-3.8 from other sessions' work, which moved single runs by +-20 %: compare the
+pairs' ratios and the medians, not single rows):
+
+    version           orders/s (median)  p50 ms  p99 ms  server CPU/order    PG CPU/order  ratio (median)
+    before (5eaa022)  1480-2086 (1729)   30-43   51-69   0.270-0.396 (0.33)  0.185-0.238   0.153-0.178 (0.160)
+    after (11be0f2)   1444-2130 (1836)   29-42   47-78   0.246-0.346 (0.305) 0.128-0.231   0.155-0.206 (0.186)
+
+The after run's ratio was higher in 5 of the 6 pairs and its CPU per order lower in 5 (equal in
+one). What changed, each measured alone by a micro-benchmark (the bench's own noise is larger than
+any one of them): the engine batch's and the ledger write's Decimal arrays go to PostgreSQL as one
+``numeric[]`` literal of ``str(Decimal)`` texts instead of asyncpg's binary numerics (asyncpg: 0.85
+us a value client side, of which its per-element ABC checks of an array ~0.2; the literal 0.09,
+and PostgreSQL's own time per value halved; the values, scales included, are the same);
+``token_owner``'s select built once instead of per token resolution (0.12-0.24 ms each, every
+trader's token every 1-2 s: 2.2 % of server CPU); ``iso_millis`` through ``isoformat`` (3.2 ->
+1.8 us, twice per answer). One ``--profile`` run of each (py-spy, share of server samples,
+before -> after): the batch write 7.2 -> 3.5 %, the ledger write 7.7 -> 5.8 %, asyncpg's
+statement execution 8.8 -> 3.1 %, token_owner 2.5 -> 0.6 %, the runner's whole tick 29 -> 24 %.
+The goal (3,000/s, p99 < 50 ms) is still not reached: per order the
+server spends ~0.25-0.35 ms and PostgreSQL ~0.2 on two shared cores. Left by the last profile:
+the event loop's own C work (sockets, httptools, asyncpg's protocol) ~1/3 of samples, the runner
+~1/4 (Tick.place 8 %, the two batch statements ~11 % with asyncpg's encoding of the remaining
+text, bigint and timestamp arrays), the middleware stack ~4 %, the token refresh ~3 % (JWT
+decode 1.4 %), the endpoint's parsing and answer ~5 %.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +49,20 @@ def _account(row: object) -> AccountRecord:
         is_default=m["is_default"],
         created_at=m["created_at"],
     )
+
+
+# Built once: a select built per call cost its construction and cache key on every token
+# resolution (each trader's token is resolved again every 1-2 s, ``PrincipalCache``).
+_TOKEN_OWNER = select(
+    t.users.c.uid,
+    t.users.c.username,
+    t.users.c.is_active,
+    select(func.array_agg(t.user_roles.c.role))
+    .where(t.user_roles.c.uid == t.users.c.uid)
+    .scalar_subquery()
+    .label("roles"),
+    exists().where(t.revoked_tokens.c.jti == bindparam("jti")).label("revoked"),
+).where(t.users.c.uid == bindparam("uid"))
 
 
 class SqlUserRepository:
@@ -121,23 +135,7 @@ class SqlUserRepository:
 
     async def token_owner(self, uid: UserId, jti: str) -> TokenOwner | None:
         # One round trip per authenticated request: user, roles and revocation together.
-        roles = (
-            select(func.array_agg(t.user_roles.c.role))
-            .where(t.user_roles.c.uid == t.users.c.uid)
-            .scalar_subquery()
-        )
-        revoked = exists().where(t.revoked_tokens.c.jti == jti)
-        row = (
-            await self._c.execute(
-                select(
-                    t.users.c.uid,
-                    t.users.c.username,
-                    t.users.c.is_active,
-                    roles.label("roles"),
-                    revoked.label("revoked"),
-                ).where(t.users.c.uid == uid)
-            )
-        ).first()
+        row = (await self._c.execute(_TOKEN_OWNER, {"uid": uid, "jti": jti})).first()
         if row is None:
             return None
         return TokenOwner(

@@ -28,7 +28,7 @@ import builtins
 import contextlib
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -91,14 +91,14 @@ tx AS (
 upd AS (
     -- The sub-select makes the locks come first, before any balance changes.
     UPDATE ledger_accounts la SET balance = la.balance + d.delta
-      FROM unnest(CAST(:a_id AS bigint[]), CAST(:a_delta AS numeric[])) AS d(id, delta)
+      FROM unnest(CAST(:a_id AS bigint[]), CAST(CAST(:a_delta AS text) AS numeric[])) AS d(id, delta)
      WHERE la.id = d.id AND d.delta <> 0 AND (SELECT count(*) FROM locked) > 0
 ),
 ins AS (
     INSERT INTO ledger_postings (tx_id, account_id, asset, amount)
     SELECT src.id, p.account_id, p.asset, p.amount
       FROM unnest(CAST(:p_ord AS bigint[]), CAST(:p_account AS bigint[]), CAST(:p_asset AS text[]),
-                  CAST(:p_amount AS numeric[])) AS p(ord, account_id, asset, amount)
+                  CAST(CAST(:p_amount AS text) AS numeric[])) AS p(ord, account_id, asset, amount)
       JOIN src ON src.ord = p.ord
 )
 -- The balances as locked (before this statement's update) and the new transaction ids in
@@ -216,12 +216,19 @@ class _Batch:
             ],
             # Every touched account, also one whose net delta is zero: it is locked all the same.
             "a_id": [ids[k] for k in self.net],
-            "a_delta": list(self.net.values()),
+            # Amounts travel as one numeric[] literal of exact decimal strings that PostgreSQL
+            # parses: asyncpg's binary numeric encoder costs ~8x that per value.
+            "a_delta": _numeric_array(self.net.values()),
             "p_ord": [r[0] for r in rows],
             "p_account": [ids[r[1]] for r in rows],
             "p_asset": [r[1][1] for r in rows],
-            "p_amount": [r[2] for r in rows],
+            "p_amount": _numeric_array(r[2] for r in rows),
         }
+
+
+def _numeric_array(values: Iterable[Decimal]) -> str:
+    """A ``numeric[]`` literal: ``str`` of a Decimal is exact, with nothing to escape."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _pg_error(e: DBAPIError) -> Any:

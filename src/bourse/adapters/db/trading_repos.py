@@ -105,7 +105,24 @@ _ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("updated_at", "timestamptz"),
 )
 _NAMES = ", ".join(name for name, _ in _ORDER_COLUMNS)
-_UNNEST = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _ORDER_COLUMNS)
+
+
+def _array(param: str, kind: str) -> str:
+    """An array parameter as unnest reads it. A ``numeric`` array travels as one array literal of
+    exact decimal strings that PostgreSQL parses (``_decimals``): asyncpg's binary numeric encoder
+    costs ~0.8 us a value and a text[] ~0.3 (its per-element checks), the literal ~0.1."""
+    if kind == "numeric":
+        return f"CAST(CAST(:{param} AS text) AS numeric[])"
+    return f"CAST(:{param} AS {kind}[])"
+
+
+def _decimals(values: Sequence[Decimal | None]) -> str:
+    """A ``numeric[]`` literal: ``str`` of a Decimal is exact and has no comma, brace, quote or
+    space to escape; None is NULL."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+
+
+_UNNEST = ", ".join(_array(name, kind) for name, kind in _ORDER_COLUMNS)
 
 # What changes after an order is placed: where it stands, its money and its place in the book.
 _MUTABLE = (
@@ -131,7 +148,7 @@ _WRITE_BATCH = text(
     "INSERT INTO trades (market_id, market_seq, price, amount, quote_amount, taker_side, maker_order_id, "
     "taker_order_id, created_at) "
     "SELECT :market, s, p, q, qa, ts, mo, tk, :now FROM unnest(CAST(:t_seq AS bigint[]), "
-    "CAST(:t_price AS numeric[]), CAST(:t_amount AS numeric[]), CAST(:t_quote AS numeric[]), "
+    f"{_array('t_price', 'numeric')}, {_array('t_amount', 'numeric')}, {_array('t_quote', 'numeric')}, "
     "CAST(:t_side AS text[]), CAST(:t_maker AS bigint[]), CAST(:t_taker AS bigint[])) "
     "WITH ORDINALITY AS x(s, p, q, qa, ts, mo, tk, ord) ORDER BY ord "
     "RETURNING market_seq, trade_id), "
@@ -139,16 +156,16 @@ _WRITE_BATCH = text(
     "u AS (UPDATE orders o SET "
     + ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
     + " FROM unnest(CAST(:u_order_id AS bigint[]), "
-    + ", ".join(f"CAST(:u_{c} AS {_KINDS[c]}[])" for c in _MUTABLE)
+    + ", ".join(_array(f"u_{c}", _KINDS[c]) for c in _MUTABLE)
     + ") AS u(order_id, "
     + ", ".join(_MUTABLE)
-    + ") WHERE o.order_id = u.order_id), "
+    + ") WHERE o.order_id = u.order_id), "  # noqa: S608 - the constant column lists above
     "e AS (INSERT INTO executions (order_id, account_id, market_id, trade_id, side, price, amount, quote_amount, "
     "commission, commission_asset, is_maker, ledger_tx_id, created_at) "
     "SELECT x.o, x.a, :market, t.trade_id, x.s, x.p, x.q, x.qa, x.c, :quote_asset, x.mk, x.tx, :now "
     "FROM unnest(CAST(:e_order AS bigint[]), CAST(:e_account AS text[]), CAST(:e_seq AS bigint[]), "
-    "CAST(:e_side AS text[]), CAST(:e_price AS numeric[]), CAST(:e_amount AS numeric[]), "
-    "CAST(:e_quote AS numeric[]), CAST(:e_fee AS numeric[]), CAST(:e_maker AS boolean[]), "
+    f"CAST(:e_side AS text[]), {_array('e_price', 'numeric')}, {_array('e_amount', 'numeric')}, "
+    f"{_array('e_quote', 'numeric')}, {_array('e_fee', 'numeric')}, CAST(:e_maker AS boolean[]), "
     "CAST(:e_tx AS bigint[])) WITH ORDINALITY AS x(o, a, seq, s, p, q, qa, c, mk, tx, ord) "
     "JOIN t ON t.market_seq = x.seq ORDER BY x.ord), "
     "c AS (INSERT INTO engine_checkpoints (market_id, state_hash, last_seq, trade_seq, last_price, updated_at) "
@@ -204,9 +221,12 @@ def _order_params(order: Order) -> dict[str, Any]:
     }
 
 
-def _columns(orders: Sequence[Order], names: Sequence[str]) -> dict[str, list[Any]]:
+def _columns(orders: Sequence[Order], names: Sequence[str]) -> dict[str, Any]:
     rows = [_order_params(o) for o in orders]
-    return {name: [r[name] for r in rows] for name in names}
+    return {
+        name: _decimals([r[name] for r in rows]) if _KINDS[name] == "numeric" else [r[name] for r in rows]
+        for name in names
+    }
 
 
 def _order(row: Any) -> Order:
@@ -327,9 +347,9 @@ class SqlTradingRepository:
             "now": cp.updated_at,
             "quote_asset": batch.quote_asset,
             "t_seq": [t.market_seq for t in trades],
-            "t_price": [t.price for t in trades],
-            "t_amount": [t.amount for t in trades],
-            "t_quote": [t.quote_amount for t in trades],
+            "t_price": _decimals([t.price for t in trades]),
+            "t_amount": _decimals([t.amount for t in trades]),
+            "t_quote": _decimals([t.quote_amount for t in trades]),
             "t_side": [t.taker_side.value for t in trades],
             "t_maker": [t.maker_order_id for t in trades],
             "t_taker": [t.taker_order_id for t in trades],
@@ -337,10 +357,10 @@ class SqlTradingRepository:
             "e_account": [r.fill.account_id for r in executions],
             "e_seq": [r.trade_seq for r in executions],
             "e_side": [r.fill.side.value for r in executions],
-            "e_price": [r.fill.price for r in executions],
-            "e_amount": [r.fill.amount for r in executions],
-            "e_quote": [r.fill.quote_amount for r in executions],
-            "e_fee": [r.fill.commission for r in executions],
+            "e_price": _decimals([r.fill.price for r in executions]),
+            "e_amount": _decimals([r.fill.amount for r in executions]),
+            "e_quote": _decimals([r.fill.quote_amount for r in executions]),
+            "e_fee": _decimals([r.fill.commission for r in executions]),
             "e_maker": [r.fill.is_maker for r in executions],
             "e_tx": [r.ledger_tx_id for r in executions],
             "c_hash": cp.state_hash,
