@@ -1807,19 +1807,7 @@ class DerivativesService:
         if at_market and quote is None:
             return reject(current, DerivativeReject.PRICE_UNAVAILABLE, now)
         if quote is not None and (at_market or crosses(current, quote)):
-            return await execute(
-                uow,
-                order=current,
-                c=c,
-                kind=AccountKind(account_type),
-                rule=rule,
-                fill=FillPrice.of(quote, current.side),
-                rates=Rates(uow, self._root),
-                now=now,
-                mark=mark,
-                actor=SYSTEM_ACTOR,
-                close_only_market=market.status is MarketStatus.CLOSE_ONLY,
-            )
+            return await self._fill(uow, current, c, account_type, rule, quote, mark, now, SYSTEM_ACTOR, None)
         return None if current is order else current
 
     @staticmethod
