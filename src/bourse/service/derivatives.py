@@ -1186,19 +1186,8 @@ class DerivativesService:
         )
         await uow.derivatives.add_order(order)
         if limit_price is None or crosses(order, quote):
-            order = await execute(
-                uow,
-                order=order,
-                c=c,
-                kind=AccountKind(account_type),
-                rule=rule,
-                fill=FillPrice.of(quote, order.side),
-                rates=Rates(uow, self._root),
-                now=now,
-                mark=mark,
-                actor=actor,
-                meta=meta,
-            )
+            # a reduce-only close: the close-only market rule `_fill` passes never applies to it
+            order = await self._fill(uow, order, c, account_type, rule, quote, mark, now, actor, meta)
         else:
             order = order.but(status=OrderStatus.PLACED)
         await uow.derivatives.update_order(order)
