@@ -14,6 +14,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
+from bourse.adapters.venues.ccxt_venue import ccxt_context
 from bourse.domain.pricing import SourcePrice
 from bourse.service.ports import Clock, PriceFeedError
 
@@ -64,7 +65,8 @@ class CcxtPriceFeed:
         if client is None:
             if not self.supports(exchange_id):
                 raise PriceFeedError(f"ccxt knows no exchange {exchange_id}")
-            client = self._factory(exchange_id, {"timeout": self._timeout_ms, "enableRateLimit": True})
+            with ccxt_context():
+                client = self._factory(exchange_id, {"timeout": self._timeout_ms, "enableRateLimit": True})
             self._exchanges[exchange_id] = client
         return client
 
@@ -72,7 +74,8 @@ class CcxtPriceFeed:
         """The ticker's bid and ask (its last price for both when the exchange gives no bid/ask)."""
         client = self.exchange(exchange)
         try:
-            ticker = await client.fetch_ticker(symbol)
+            with ccxt_context():  # ccxt may change the decimal context it runs in (ccxt_venue.py)
+                ticker = await client.fetch_ticker(symbol)
         except Exception as e:  # ccxt's own errors, aiohttp's, timeouts: all mean "no price now"
             raise PriceFeedError(f"{exchange} {symbol}: {type(e).__name__}: {str(e)[:_MAX_ERROR]}") from e
         if not isinstance(ticker, dict):
@@ -90,4 +93,5 @@ class CcxtPriceFeed:
     async def aclose(self) -> None:
         clients, self._exchanges = list(self._exchanges.values()), {}
         for client in clients:
-            await client.close()
+            with ccxt_context():
+                await client.close()

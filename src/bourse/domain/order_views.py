@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from bourse.domain.markets import Market
@@ -55,7 +55,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def fill_factor(order: Order) -> str:
-    return format_decimal((order.executed / order.quantity).quantize(_FACTOR))
+    return format_decimal((order.executed / order.quantity).quantize(_FACTOR, ROUND_HALF_EVEN))
 
 
 def execution_price(order: Order, market: Market | None) -> str | None:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 from enum import StrEnum
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -334,8 +334,8 @@ def dealer_quote(
         ctx.prec = 100  # products of two NUMERIC(38, 18) values never round
         ask_ticks = (raw_ask * (1 + markup_rate) / tick).to_integral_value(rounding=ROUND_CEILING)
         bid_ticks = (raw_bid * (1 - markup_rate) / tick).to_integral_value(rounding=ROUND_FLOOR)
-        ask = (ask_ticks * tick).quantize(step)
-        bid = (bid_ticks * tick).quantize(step)
+        ask = (ask_ticks * tick).quantize(step, ROUND_HALF_EVEN)
+        bid = (bid_ticks * tick).quantize(step, ROUND_HALF_EVEN)
     return DealerQuote(market_id, bid, ask, raw_bid, raw_ask, at)
 
 

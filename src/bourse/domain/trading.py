@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Context, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import BusinessRejection, InvalidInput, InvariantViolation
@@ -184,7 +184,9 @@ class Order:
         executed = self.executed
         if executed <= 0:
             return None
-        return (self.executed_quote / executed).quantize(Decimal(1).scaleb(-scale)).normalize()
+        return (
+            (self.executed_quote / executed).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN).normalize()
+        )
 
 
 def new_order(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import select
 
@@ -236,6 +236,6 @@ async def test_swaps_once_per_day_at_the_midnight_mark_and_caught_up_after_a_gap
     assert await container.derivatives.run_swaps() == 0
     rows = await _rows(container, dt.swap_payments, [dt.swap_payments.c.day, dt.swap_payments.c.account_id])
     later = [(r.day.day, r.amount) for r in rows if r.account_id == bob.account_id][1:]
-    bob_daily = (mark * D("0.00005")).quantize(Decimal("0.000001"))
+    bob_daily = (mark * D("0.00005")).quantize(Decimal("0.000001"), ROUND_HALF_EVEN)  # as swap_payment rounds
     assert later == [(7, bob_daily), (8, bob_daily), (9, bob_daily)]
     assert [r.day.day for r in rows if r.account_id == alice.account_id] == [6]

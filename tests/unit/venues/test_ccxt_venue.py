@@ -4,6 +4,7 @@ response parsing and error mapping above it are ccxt's own code."""
 
 from __future__ import annotations
 
+import decimal
 import json
 from decimal import Decimal
 from typing import Any
@@ -179,3 +180,26 @@ def test_unified_order_shapes():
     assert parse_order({"id": "9"}, fallback=VenueOrderState.CANCELLED).state is VenueOrderState.CANCELLED
     with pytest.raises(VenueUnavailable, match="not an order"):
         parse_order({"status": "open"})
+
+
+async def test_a_ccxt_call_leaves_the_callers_decimal_context_as_it_was():
+    """ccxt's decimal_to_precision (behind create_order's amount_to_precision) sets the current
+    decimal context to ROUND_HALF_UP and traps Underflow, in place: without its own context per
+    call, one hedge would change how every later quantize in the process rounds."""
+    context = decimal.getcontext()
+    before = (context.rounding, context.prec, {k: v for k, v in context.traps.items()})
+    venue = CcxtVenue("binance", KEYS)
+    binance = Binance(venue)
+
+    await venue.place(VenueOrderRequest("H7", "BTC/USDT", Side.BUY, D("0.5")))
+    await venue.get(VenueOrderRef("BTC/USDT", "H7", "123"))
+    await venue.cancel(VenueOrderRef("BTC/USDT", "H7", "123"))
+
+    assert len(binance.requests) == 3
+    assert decimal.getcontext() is context
+    assert (context.rounding, context.prec, dict(context.traps.items())) == before
+    assert D("0.0072225").quantize(D("0.000001")) == D("0.007222")  # still half-even
+    with decimal.localcontext() as probe:  # and ccxt really does change the context it runs in
+        ccxt_async.decimal_to_precision("1.5", precision=0)
+        assert probe.rounding == decimal.ROUND_HALF_UP
+    await venue.aclose()

@@ -15,12 +15,19 @@ kinds of ``domain.venues``:
 ccxt is float-based: amounts go out as floats (hedge amounts are at most a market's amount scale,
 well within a float's 15 significant digits) and come back through ``str``, so 0.1 reads as
 Decimal("0.1").
+
+ccxt's ``decimal_to_precision`` (behind ``amount_to_precision`` and so behind ``create_order``)
+sets the CURRENT decimal context's rounding to ROUND_HALF_UP and traps Underflow, in place. The
+context object is shared by every task that inherited it, so one hedge would change how every
+later ``quantize`` in the process rounds. Every ccxt call here therefore runs in a context of
+its own (``ccxt_context``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from contextlib import AbstractContextManager
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import ccxt.async_support as ccxt_async
@@ -46,6 +53,11 @@ ExchangeFactory = Callable[[str, dict[str, Any]], Any]
 
 def ccxt_exchange(exchange_id: str, config: dict[str, Any]) -> Any:
     return getattr(ccxt_async, exchange_id)(config)
+
+
+def ccxt_context() -> AbstractContextManager[Context]:
+    """A copy of the decimal context for one ccxt call: what ccxt changes in it stays there."""
+    return localcontext()
 
 
 def _decimal(value: object) -> Decimal | None:
@@ -140,24 +152,27 @@ class CcxtVenue:
         if credentials.password:
             config["password"] = credentials.password
         self.exchange_id = exchange_id
-        self.client = factory(exchange_id, config)
+        with ccxt_context():
+            self.client = factory(exchange_id, config)
         if sandbox:
             try:
-                self.client.set_sandbox_mode(True)
+                with ccxt_context():
+                    self.client.set_sandbox_mode(True)
             except Exception as e:  # ccxt: NotSupported when the exchange has no test environment
                 raise VenueUnavailable(f"{exchange_id} has no sandbox: {e}") from e
 
     async def place(self, request: VenueOrderRequest) -> VenueOrder:
         what = f"{self.exchange_id} create_order {request.symbol} {request.client_order_id}"
         try:
-            raw = await self.client.create_order(
-                request.symbol,
-                "market",
-                request.side.value.lower(),
-                float(request.amount),
-                None,
-                {"clientOrderId": request.client_order_id},
-            )
+            with ccxt_context():
+                raw = await self.client.create_order(
+                    request.symbol,
+                    "market",
+                    request.side.value.lower(),
+                    float(request.amount),
+                    None,
+                    {"clientOrderId": request.client_order_id},
+                )
         except Exception as e:
             raise translate(e, what) from e
         return parse_order(raw)
@@ -165,10 +180,13 @@ class CcxtVenue:
     async def get(self, ref: VenueOrderRef) -> VenueOrder:
         what = f"{self.exchange_id} fetch_order {ref.symbol} {ref.lp_order_id or ref.client_order_id}"
         try:
-            if ref.lp_order_id is not None:
-                raw = await self.client.fetch_order(ref.lp_order_id, ref.symbol)
-            else:
-                raw = await self.client.fetch_order("", ref.symbol, {"clientOrderId": ref.client_order_id})
+            with ccxt_context():
+                if ref.lp_order_id is not None:
+                    raw = await self.client.fetch_order(ref.lp_order_id, ref.symbol)
+                else:
+                    raw = await self.client.fetch_order(
+                        "", ref.symbol, {"clientOrderId": ref.client_order_id}
+                    )
         except Exception as e:
             raise translate(e, what) from e
         return parse_order(raw)
@@ -176,13 +194,17 @@ class CcxtVenue:
     async def cancel(self, ref: VenueOrderRef) -> VenueOrder:
         what = f"{self.exchange_id} cancel_order {ref.symbol} {ref.lp_order_id or ref.client_order_id}"
         try:
-            if ref.lp_order_id is not None:
-                raw = await self.client.cancel_order(ref.lp_order_id, ref.symbol)
-            else:
-                raw = await self.client.cancel_order("", ref.symbol, {"clientOrderId": ref.client_order_id})
+            with ccxt_context():
+                if ref.lp_order_id is not None:
+                    raw = await self.client.cancel_order(ref.lp_order_id, ref.symbol)
+                else:
+                    raw = await self.client.cancel_order(
+                        "", ref.symbol, {"clientOrderId": ref.client_order_id}
+                    )
         except Exception as e:
             raise translate(e, what) from e
         return parse_order(raw, fallback=VenueOrderState.CANCELLED)
 
     async def aclose(self) -> None:
-        await self.client.close()
+        with ccxt_context():
+            await self.client.close()

@@ -11,7 +11,7 @@ in ``rejectDetails``. docs/api/brokerage.md "CFD and perpetual trading".
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -296,12 +296,14 @@ def _average(view: OrderView) -> str | None:
     if o.executed_base <= 0:
         return None
     scale = (view.market.price_scale if view.market is not None else 8) + 4
-    return format_decimal((o.executed_quote / o.executed_base).quantize(Decimal(1).scaleb(-scale)))
+    return format_decimal(
+        (o.executed_quote / o.executed_base).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN)
+    )
 
 
 def _fill_factor(view: OrderView) -> str:
     o = view.order
-    return format_decimal((o.executed_lots / o.lots).quantize(Decimal("0.00000001")))
+    return format_decimal((o.executed_lots / o.lots).quantize(Decimal("0.00000001"), ROUND_HALF_EVEN))
 
 
 def _display(view: OrderView) -> str:
