@@ -13,7 +13,7 @@ while pending, then posted (``locked -> destination``) or voided
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -118,6 +118,17 @@ def move(
         business_key=business_key,
         details=MappingProxyType(dict(details)) if details else _EMPTY,
     )
+
+
+def available_changes(txs: Iterable[LedgerTransaction]) -> dict[tuple[str, str], Decimal]:
+    """The net change ``txs`` make to each (owner, asset)'s available balance."""
+    changes: dict[tuple[str, str], Decimal] = {}
+    for tx in txs:
+        for p in tx.postings:
+            if p.bucket == Bucket.AVAILABLE:
+                key = (p.owner, p.asset)
+                changes[key] = changes.get(key, Decimal(0)) + p.amount
+    return changes
 
 
 @dataclass(frozen=True, slots=True)

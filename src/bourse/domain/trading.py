@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import NamedTuple
 
 from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import BusinessRejection, InvalidInput, InvariantViolation
@@ -462,6 +463,15 @@ class ExecutionRow:
     created_at: datetime
 
 
+class Prepared(NamedTuple):
+    """What a runner reads before a batch, in one snapshot: new order ids, the available balance of
+    each (ledger owner, asset) asked for that has one, and how many batches the market had committed."""
+
+    ids: list[int]
+    available: dict[tuple[str, str], Decimal]
+    batches: int
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A market's engine as of its last commit: recovery must rebuild exactly this."""
@@ -472,6 +482,8 @@ class Checkpoint:
     trade_seq: int
     last_price: Decimal | None
     updated_at: datetime
+    # How many batches the market has committed (each write of the checkpoint adds one).
+    batches: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,8 +47,11 @@ class RunnerSettings:
     max_batch: int = 512
     # How often an idle runner wakes to expire Gtd orders.
     idle_seconds: float = 0.25
-    # Recompute the digest from the whole book after every commit and compare (tests).
+    # Recompute the digest from the whole book after every batch and compare (tests).
     verify_digest: bool = False
+    # How many batches may be writing and committing at once while the next one is matched
+    # (runner.py, "the loop"); 1 writes one batch at a time.
+    pipeline: int = 2
 
 
 async def root_rate(uow: UnitOfWork, asset: AssetId, root: AssetId) -> Decimal | None:

@@ -159,6 +159,17 @@ class DerivativeMarketRunner(MarketRunner):
 
     # --- one batch -----------------------------------------------------------------------------
 
+    async def _run(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        # One batch at a time: the spot runner's pipeline (matching a batch while the one before
+        # it commits) is not built for positions and margin.
+        await self._run_serial(batch)
+
+    async def _run_serial(self, batch: list[tuple[Any, asyncio.Future[Any]]], attempt: int = 1) -> None:
+        try:
+            await self._tick(batch)
+        except Exception as e:
+            await self._failed(batch, e, attempt)
+
     async def _tick(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
         now = self._clock.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -194,7 +205,7 @@ class DerivativeMarketRunner(MarketRunner):
             await self._read_kinds(uow, accounts)
             tick.kinds = self._kinds
             keys = sorted({(account_owner(a), c.settlement_asset) for a in accounts})
-            ids, available = await uow.trading.prepare(len(places), keys)
+            ids, available, _ = await uow.trading.prepare(len(places), keys)
             tick.available = {k: available.get(k, Decimal(0)) for k in keys}
             tick.apply(self.engine.on_time(now_ms))
             tick.expire_stops()

@@ -11,19 +11,32 @@ from bourse.service.ports import EventBus
 
 BOOK_LEVELS = 50
 
+Depth = tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
+
+
+def book_after(bus: EventBus, tick: Tick, market: Market, engine: MatchingEngine) -> Depth | None:
+    """The book's top levels as ``tick`` left them, if it changed the book and someone listens.
+
+    Taken right after the tick: by the time its batch has committed, the engine may already hold
+    the next batch's orders (the runner matches a batch while the one before it commits)."""
+    if tick.book_changed and bus.has_subscribers(f"book.{market.id}"):
+        return engine.depth(BOOK_LEVELS)
+    return None
+
 
 def publish_batch(
     bus: EventBus,
     tick: Tick,
     market: Market,
-    engine: MatchingEngine,
+    book: Depth | None,
     trade_ids: dict[int, int],
     book_seq: int,
     ts: int,
 ) -> None:
-    """``trades.<m>`` per trade in order, ``book.<m>`` (top levels) if the book changed, the v3 shape
-    of every order the batch touched on ``orders.<account>``, and ``balances.<account>``. An event
-    nobody subscribes to is not built (the book's depth and the orders' v3 shapes cost most)."""
+    """``trades.<m>`` per trade in order, ``book.<m>`` (``book``: top levels, from ``book_after``) if
+    the book changed, the v3 shape of every order the batch touched on ``orders.<account>``, and
+    ``balances.<account>``. An event nobody subscribes to is not built (the book's depth and the
+    orders' v3 shapes cost most)."""
     m = market.id
     for t in tick.trades if bus.has_subscribers(f"trades.{m}") else ():
         bus.publish(
@@ -38,9 +51,9 @@ def publish_batch(
                 "ts": ts,
             },
         )
-    if tick.book_changed and bus.has_subscribers(f"book.{m}"):
+    if book is not None:
         spec = market.spec()
-        bids, asks = engine.depth(BOOK_LEVELS)
+        bids, asks = book
         bus.publish(
             f"book.{m}",
             {

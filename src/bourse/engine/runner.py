@@ -4,10 +4,14 @@ The runner is the only writer of its market's book, orders, executions, trades a
 checkpoint. Each turn of its loop takes every queued command (up to ``max_batch``),
 runs them through the in-memory engine (``tick.Tick``) and writes all their effects,
 the ledger transactions included, in ONE database transaction together with the
-market's checkpoint (book digest, order and trade sequence). Only after that commit
-are the callers answered and the events published; if anything fails before or at
-the commit, every command of the batch gets the error and the book is rebuilt from
-the database, so memory never runs ahead of what is stored.
+market's checkpoint (book digest, order and trade sequence, batch count). Only after
+that commit are the callers answered and the events published. The next batch is
+matched while this one commits (two batches at most: one being matched, one being
+written; see "the loop" below), and its writes wait for this commit. If anything
+fails before or at a commit, the book is rebuilt from the database, the failed batch
+is run again once if the failure allows it or else every command of it gets the
+error, and a batch matched on top of it is thrown away and run again: nothing is
+acknowledged that is not stored.
 
 Recovery (``start``) rebuilds the book from the market's live orders and its trades,
 and compares its digest with the checkpoint. A mismatch stops that market: its orders
@@ -23,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import decimal
+import functools
 import heapq
+import sys
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -41,20 +47,21 @@ from bourse.domain.errors import (
     InvariantViolation,
     NotFound,
 )
-from bourse.domain.ledger import account_owner
+from bourse.domain.ledger import LedgerTransaction, account_owner, available_changes
 from bourse.domain.markets import Market
 from bourse.domain.matching import EngineState, MatchingEngine, WaitingStop
 from bourse.domain.order_requests import to_millis
 from bourse.domain.orders import Side, TimeInForce
 from bourse.domain.trading import (
     EXACT,
+    ZERO,
     BatchWrite,
     Checkpoint,
     FeeTerms,
     MarketStopped,
     Order,
 )
-from bourse.domain.values import AccountId
+from bourse.domain.values import AccountId, AssetId
 from bourse.engine.commands import (
     CancelCommand,
     Command,
@@ -65,7 +72,7 @@ from bourse.engine.commands import (
     RunnerSettings,
 )
 from bourse.engine.digest import BookDigest
-from bourse.engine.events import publish_batch
+from bourse.engine.events import Depth, book_after, publish_batch
 from bourse.engine.tick import NotOpen, Tick, converted_stop_buy, engine_command, resting_order
 from bourse.service.ports import Clock, EventBus, SubscriptionDropped, UnitOfWork, UnitOfWorkFactory
 
@@ -108,6 +115,11 @@ class MarketRunner:
         self._due: list[tuple[int, int]] = []
         self.book_seq = 0
         self.commits = 0  # committed batches (tests look at group commit through it)
+        self.failed_batches = 0  # batches that did not commit (each rebuilt the book)
+        # The market's batch count as of the last batch taken into memory (the checkpoint's ``batches``).
+        self.batches = 0
+        # Batches whose back (write, commit, answers) runs, oldest first; at most ``settings.pipeline``.
+        self._inflight: list[_InFlight] = []
         self._force_checkpoint = False
         self._market_stale = True
         self._market_read_at = 0.0
@@ -128,10 +140,21 @@ class MarketRunner:
             return
         error = None if task.cancelled() else task.exception()
         self._stop(f"market {self.market_id} stopped: its engine runner ended unexpectedly ({error!r})")
+        stopped = MarketStopped(self.stopped or "", marketId=self.market_id)
         while self._queue:
             _, future = self._queue.popleft()
             if not future.done():
-                future.set_exception(MarketStopped(self.stopped or "", marketId=self.market_id))
+                future.set_exception(stopped)
+        inflight, self._inflight = self._inflight, []
+        for flight in inflight:
+            # Its back still answers on commit; a failure nobody will settle any more answers here.
+            def failed(task: asyncio.Task[None], batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+                if _error(task) is not None:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(stopped)
+
+            flight.task.add_done_callback(functools.partial(failed, batch=flight.staged.batch))
 
     async def _listen(self) -> None:
         """Mark the market for a re-read when it changes (status, scales, limits)."""
@@ -197,6 +220,7 @@ class MarketRunner:
             last = await uow.trading.last_trade(self.market_id)
         self.market = market
         self.quote_scale = quote.scale if quote is not None else 18
+        self.batches = checkpoint.batches if checkpoint is not None else 0
         self.stopped = None
         try:
             self._restore(market, orders, checkpoint, last, to_millis(now))
@@ -258,6 +282,27 @@ class MarketRunner:
         log.error("market stopped", market=self.market_id, reason=reason)
 
     # --- the loop ------------------------------------------------------------------------------
+    #
+    # A batch goes through two halves. The front (``_front``) reads what the batch needs, runs it
+    # through the engine and takes its effects into the runner's memory; the back (``_back``, a
+    # task of its own) writes them, commits and only then answers and publishes. While batch N
+    # writes and commits, the loop already takes N+1 through its front and starts N+1's back,
+    # so the engine's and the HTTP layer's work overlaps PostgreSQL's instead of waiting for it:
+    # up to ``settings.pipeline`` backs run at once (1: a batch is matched while the one before
+    # it is written, and its own writing starts once that one has committed).
+    #
+    # Order and all-or-nothing are kept this way:
+    # - N+1's write (ledger transactions, orders, trades, executions, checkpoint: one statement,
+    #   ``write_batch_and_ledger``) goes out once N's statement has returned, and waits in
+    #   PostgreSQL for N's commit on the rows both touch (the checkpoint always; changed orders
+    #   are upserted, so one N inserted is found). N+1 commits only after N has: in order.
+    # - If N fails, every batch after it fails unwritten (``_AfterFailure``); the loop then
+    #   rebuilds the book, runs N again once if its failure allows, and the later batches again
+    #   from scratch, one at a time (``_settle``). Nothing is answered before its commit.
+    # - N+1's front reads balances while N may not have committed. The read returns, from the
+    #   same snapshot, the market's committed batch count; the net change of available balances
+    #   of every batch in flight that the snapshot does not hold yet (``_Staged.overlay``) is
+    #   added, so N+1 spends exactly what the serial order would let it.
 
     async def _loop(self) -> None:
         # This task's own decimal context (tasks do not share it): every sum the runner makes is exact.
@@ -268,8 +313,24 @@ class MarketRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), settings.idle_seconds)
             self._wake.clear()
+            await self._prune()
+            inflight = self._inflight
+            while (
+                inflight
+                and not inflight[-1].task.done()
+                and 0 < len(self._queue) < len(inflight[-1].staged.batch)
+                and not self._closing
+            ):
+                # A batch is writing: let the next one grow to its size before matching it, or
+                # until that one is done. Each batch costs the database about as much as a
+                # dozen orders, so matching a few stragglers at once costs more than it saves.
+                self._wake.clear()
+                await self._wake.wait()
+            await self._prune()
             if self._closing and not self._queue:
-                return
+                await self._settle()
+                if not self._queue:
+                    return
             batch: list[tuple[Command, asyncio.Future[Any]]] = []
             while self._queue and len(batch) < settings.max_batch:
                 batch.append(self._queue.popleft())
@@ -288,33 +349,109 @@ class MarketRunner:
             heapq.heappop(due)
         return self._force_checkpoint or (bool(due) and due[0][0] <= to_millis(self._clock.now()))
 
-    async def _run(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
-        for attempt in (1, 2):
-            try:
-                await self._tick(batch)
+    async def _prune(self) -> None:
+        """Forget the committed batches at the head of the pipeline; settle it if one failed."""
+        inflight = self._inflight
+        while inflight and inflight[0].task.done():
+            if _error(inflight[0].task) is not None:
+                await self._settle()
                 return
-            except Exception as e:
-                error = e
-            log.error(
-                "engine batch failed",
-                market=self.market_id,
-                commands=len(batch),
-                error=repr(error),
-                attempt=attempt,
+            inflight.pop(0)
+
+    async def _run(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+        """``batch`` through its front, then its back as a task behind the batches in flight."""
+        inflight = self._inflight
+        try:
+            staged = await self._front(batch, inflight)
+        except Exception as e:
+            # What the front put into the engine is not stored: once the batches before it have
+            # settled, the book is rebuilt from what is committed.
+            await self._settle()
+            await self._failed(batch, e, attempt=1)
+            return
+        if not staged.write:
+            # Nothing to write, but its answers may show what the batches in flight did.
+            await staged.stack.aclose()
+            if inflight:
+                await asyncio.wait((inflight[-1].task,))
+                if _error(inflight[-1].task) is not None:
+                    await self._settle()
+                    await self._run_serial(batch)
+                    return
+            self._answer(batch, staged.results)
+            return
+        while len(inflight) >= self._settings.pipeline:
+            await asyncio.wait((inflight[0].task,))
+            if _error(inflight[0].task) is not None:
+                # Matched on top of a batch that did not commit: thrown away, run again afterwards.
+                await staged.stack.aclose()
+                await self._settle()
+                await self._run_serial(batch)
+                return
+            inflight.pop(0)
+        flight = _InFlight(staged)
+        flight.task = asyncio.create_task(self._back(flight, inflight[-1] if inflight else None))
+        inflight.append(flight)
+
+    async def _settle(self) -> None:
+        """Wait for every batch in flight; rebuild, retry or fail the one that failed, and run the
+        ones thrown away behind it again."""
+        inflight, self._inflight = self._inflight, []
+        if not inflight:
+            return
+        await asyncio.wait([flight.task for flight in inflight])
+        broken = False
+        for flight in inflight:
+            error = _error(flight.task)
+            if error is None:
+                continue
+            if broken or isinstance(error, _AfterFailure):
+                # Matched on top of a batch that did not commit: whatever it failed with (its write
+                # may have run against the rolled-back state), it runs again from scratch.
+                await self._run_serial(flight.staged.batch)
+            else:
+                broken = True
+                await self._failed(flight.staged.batch, error, attempt=1)
+
+    async def _run_serial(self, batch: list[tuple[Command, asyncio.Future[Any]]], attempt: int = 1) -> None:
+        """``batch`` alone, front and back in turn (after a failure, nothing else is in flight)."""
+        try:
+            staged = await self._front(batch, [])
+            if staged.write:
+                await self._back(_InFlight(staged), None)
+            else:
+                await staged.stack.aclose()
+                self._answer(batch, staged.results)
+        except Exception as e:
+            await self._failed(batch, e, attempt)
+
+    async def _failed(
+        self, batch: list[tuple[Command, asyncio.Future[Any]]], error: BaseException, attempt: int
+    ) -> None:
+        """A batch that did not commit: rebuild the book from the database, then run it again once if
+        the failure says that may help, else answer every command of it with the failure."""
+        self.failed_batches += 1
+        log.error(
+            "engine batch failed",
+            market=self.market_id,
+            commands=len(batch),
+            error=repr(error),
+            attempt=attempt,
+        )
+        try:
+            await self.recover()
+        except Exception as e:
+            self._stop(
+                f"market {self.market_id} stopped: rebuilding its book after a failed batch failed: {e!r}"
             )
-            try:
-                await self.recover()
-            except Exception as e:
-                self._stop(
-                    f"market {self.market_id} stopped: rebuilding its book after a failed batch failed: {e!r}"
-                )
-            # A balance taken by someone else between our read and our write, or a retryable conflict
-            # (deadlock, stale remembered ledger ids): the batch is sound, run it again.
-            retry = isinstance(error, InsufficientFunds) or (
-                isinstance(error, Conflict) and error.details.get("retryable") is True
-            )
-            if not (retry and attempt == 1 and self.stopped is None):
-                break
+        # A balance taken by someone else between our read and our write, or a retryable conflict
+        # (deadlock, stale remembered ledger ids): the batch is sound, run it again.
+        retry = isinstance(error, InsufficientFunds) or (
+            isinstance(error, Conflict) and error.details.get("retryable") is True
+        )
+        if retry and attempt == 1 and self.stopped is None:
+            await self._run_serial(batch, attempt=2)
+            return
         failure = EngineFailure(
             f"market {self.market_id}: the batch was not committed ({error}); nothing of it was acknowledged "
             "and the book was rebuilt from the database",
@@ -324,13 +461,18 @@ class MarketRunner:
             if not future.done():
                 future.set_exception(failure)
 
-    async def _tick(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+    async def _front(
+        self, batch: list[tuple[Command, asyncio.Future[Any]]], inflight: list[_InFlight]
+    ) -> _Staged:
+        """Read, match and take the batch's effects into memory; its unit of work stays open."""
         # Milliseconds, as every API shows times: what is stored compares equal to what was shown.
         now = self._clock.now()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         now_ms = to_millis(now)
         results: list[Any] = [None] * len(batch)
-        async with self._uow() as uow:
+        stack = contextlib.AsyncExitStack()
+        uow = await stack.enter_async_context(self._uow())
+        try:
             market = self.market
             clock = asyncio.get_running_loop().time()
             if market is None or self._market_stale or clock >= self._market_read_at + MARKET_REFRESH_SECONDS:
@@ -355,7 +497,7 @@ class MarketRunner:
             )
             tick.apply(engine.on_time(now_ms))
             tick.expire_stops(now_ms)
-            pending = await self._prepare(uow, tick, batch, results, market)
+            pending = await self._prepare(uow, tick, batch, results, market, inflight)
             for i, (command, _) in enumerate(batch):
                 if i in pending:
                     order_id, fee = pending[i]
@@ -366,13 +508,34 @@ class MarketRunner:
                         command.account_id, command.order_id, stop_only=command.stop_only
                     )
             await self._resolve_duplicates(uow, tick, batch, results)
-            if not tick.has_effects and not self._force_checkpoint:
-                self._answer(batch, results)
-                return
-            tick.update_digest()
-            trade_ids = await self._write(uow, tick, market, now)
-            await uow.commit()
-        self.commits += 1
+        except BaseException:
+            await stack.__aexit__(*sys.exc_info())
+            raise
+        staged = _Staged(batch, results, tick, market, now, now_ms, stack, uow)
+        if tick.has_effects or self._force_checkpoint:
+            self._take(staged)
+        return staged
+
+    def _take(self, staged: _Staged) -> None:
+        """The tick's effects become the runner's memory, ahead of their commit (nothing here fails
+        short of a bug: a batch that then does not commit rebuilds all of it from the database)."""
+        tick, market = staged.tick, staged.market
+        tick.update_digest()
+        staged.txs, staged.positions = tick.ledger_transactions()
+        staged.overlay = available_changes(staged.txs)
+        last = self.engine.last_price
+        self.batches += 1
+        staged.checkpoint = Checkpoint(
+            market.id,
+            self.digest.hexdigest(),
+            tick.order_seq,
+            tick.trade_seq,
+            None if last is None else market.spec().ticks_to_price(last),
+            staged.now,
+            self.batches,
+        )
+        staged.book = book_after(self._bus, tick, market, self.engine)
+        staged.write = True
         self._force_checkpoint = False
         self.order_seq, self.trade_seq = tick.order_seq, tick.trade_seq
         self.stop_expiries = tick.stop_expiries
@@ -389,11 +552,48 @@ class MarketRunner:
             ):
                 heapq.heappush(self._due, (to_millis(order.cancellation_date), order.order_id))
         if self._settings.verify_digest:
-            full = BookDigest.of(engine.state()).hexdigest()
+            full = BookDigest.of(self.engine.state()).hexdigest()
             if full != self.digest.hexdigest():
                 self._stop(f"market {self.market_id}: the running digest drifted from the book")
-        self._answer(batch, results)
-        self._publish(tick, market, trade_ids, now_ms)
+
+    async def _back(self, flight: _InFlight, previous: _InFlight | None) -> None:
+        """Write and commit the batch once ``previous`` has committed, then answer and publish."""
+        staged = flight.staged
+        try:
+            async with staged.stack:
+                uow, tick = staged.uow, staged.tick
+                holds, executions = tick.ledger_positions(staged.positions)
+                write = self._batch_write(staged)
+                try:
+                    # Once ``previous``'s statement has returned, it holds every lock it takes and
+                    # needs only its commit, so ours may go out now: in PostgreSQL it waits for that
+                    # commit on whatever both touch (the market's checkpoint always). Sent earlier,
+                    # ours could take a lock that ``previous`` still needs while we wait below for
+                    # its commit, and neither would go on.
+                    if previous is not None:
+                        await previous.written.wait()
+                    # One statement for the ledger transactions and the rest; no savepoint: any
+                    # error rolls the whole batch back (``_failed``).
+                    tx_ids, trade_ids = await uow.trading.write_batch_and_ledger(
+                        write, staged.txs, holds, executions
+                    )
+                finally:
+                    flight.written.set()
+                if previous is not None:
+                    await asyncio.wait((previous.task,))
+                    if _error(previous.task) is not None:
+                        raise _AfterFailure
+                tick.assign_hold_ids(tx_ids, staged.positions)
+                await uow.commit()
+        except BaseException:
+            self._wake.set()  # the loop settles the failure (rebuild, retry or fail)
+            raise
+        self._wake.set()  # a loop waiting for the next batch to grow takes it now
+        self.commits += 1
+        self._answer(staged.batch, staged.results)
+        if tick.book_changed:
+            self.book_seq += 1
+        publish_batch(self._bus, tick, staged.market, staged.book, trade_ids, self.book_seq, staged.now_ms)
 
     async def _adopt(self, uow: UnitOfWork, market: Market, now: datetime) -> None:
         """A changed market: a new status applies at once; new scales, limits or band rebuild the book
@@ -424,6 +624,7 @@ class MarketRunner:
         batch: list[tuple[Command, asyncio.Future[Any]]],
         results: list[Any],
         market: Market,
+        inflight: list[_InFlight],
     ) -> dict[int, tuple[int, FeeTerms]]:
         """Order ids, client order ids, balances and fee terms for the batch's new orders: the places
         to run (batch index -> (order id, fee terms)); duplicates and conflicts get their results."""
@@ -434,7 +635,9 @@ class MarketRunner:
         keys = sorted(
             {(account_owner(c.account_id), quote if c.request.side is Side.BUY else base) for _, c in places}
         )
-        ids, available = await uow.trading.prepare(len(places), keys)
+        ids, available, seen = await uow.trading.prepare(len(places), keys, self.market_id)
+        if inflight:
+            self._add_uncommitted(available, keys, seen, inflight)
         order_ids = {i: oid for (i, _), oid in zip(places, ids, strict=True)}
         first: dict[tuple[str, str], int] = {}
         entries: list[tuple[AccountId, str, int, bytes]] = []
@@ -471,6 +674,30 @@ class MarketRunner:
         fees = await self._fees.terms(uow, sorted({c.account_id for _, c in run}), market, self.quote_scale)
         return {i: (order_ids[i], fees[c.account_id]) for i, c in run}
 
+    def _add_uncommitted(
+        self,
+        available: dict[tuple[str, str], Decimal],
+        keys: list[tuple[str, AssetId]],
+        seen: int,
+        inflight: list[_InFlight],
+    ) -> None:
+        """Balances read in a snapshot holding ``seen`` committed batches, plus what the batches in
+        flight after those change."""
+        first, last = inflight[0].staged.checkpoint.batches, inflight[-1].staged.checkpoint.batches
+        if not first - 1 <= seen <= last:
+            raise InvariantViolation(
+                f"market {self.market_id}: the snapshot holds {seen} committed batches, "
+                f"expected {first - 1} to {last}"
+            )
+        for flight in inflight:
+            if flight.staged.checkpoint.batches <= seen:
+                continue
+            overlay = flight.staged.overlay
+            for key in keys:
+                change = overlay.get(key)
+                if change is not None:
+                    available[key] = available.get(key, ZERO) + change
+
     async def _resolve_duplicates(
         self,
         uow: UnitOfWork,
@@ -501,44 +728,27 @@ class MarketRunner:
                 else:
                     results[i] = results[result.index]
 
-    async def _write(self, uow: UnitOfWork, tick: Tick, market: Market, now: datetime) -> dict[int, int]:
-        txs, positions = tick.ledger_transactions()
-        # No savepoint: any error rolls the whole batch back (``_run``).
-        tx_ids = await uow.ledger.apply_many(txs, savepoint=False) if txs else []
-        tick.assign_hold_ids(tx_ids, positions)
-        last = self.engine.last_price
-        trade_ids = await uow.trading.write_batch(
-            BatchWrite(
-                trades=tick.trades,
-                new_orders=tick.new_orders,
-                changed_orders=tick.changed_orders,
-                executions=tick.execution_rows(tx_ids, positions),
-                checkpoint=Checkpoint(
-                    market.id,
-                    self.digest.hexdigest(),
-                    tick.order_seq,
-                    tick.trade_seq,
-                    None if last is None else market.spec().ticks_to_price(last),
-                    now,
-                ),
-                quote_asset=market.quote_asset,
-                audit=None
-                if not tx_ids
-                else AuditEntry(
-                    f"engine:{market.id}",
-                    AuditAction.MONEY_MOVED,
-                    f"market:{market.id}",
-                    details={
-                        "kind": "trading.batch",
-                        "tx_ids": [min(tx_ids), max(tx_ids)],
-                        "count": len(tx_ids),
-                    },
-                ),
-            )
+    @staticmethod
+    def _batch_write(staged: _Staged) -> BatchWrite:
+        """The batch's rows; its executions name their ledger transaction by position (the write
+        numbers them), and the audit entry gets the transactions' ids and count there too."""
+        tick, market = staged.tick, staged.market
+        return BatchWrite(
+            trades=tick.trades,
+            new_orders=tick.new_orders,
+            changed_orders=tick.changed_orders,
+            executions=tick.execution_rows(list(range(len(staged.txs))), staged.positions),
+            checkpoint=staged.checkpoint,
+            quote_asset=market.quote_asset,
+            audit=None
+            if not staged.txs
+            else AuditEntry(
+                f"engine:{market.id}",
+                AuditAction.MONEY_MOVED,
+                f"market:{market.id}",
+                details={"kind": "trading.batch"},
+            ),
         )
-        return trade_ids
-
-    # --- after the commit ----------------------------------------------------------------------
 
     def _answer(self, batch: list[tuple[Command, asyncio.Future[Any]]], results: list[Any]) -> None:
         for (command, future), result in zip(batch, results, strict=True):
@@ -553,17 +763,50 @@ class MarketRunner:
             else:
                 future.set_exception(InvariantViolation(f"no result for {type(command).__name__}"))
 
-    def _publish(self, tick: Tick, market: Market, trade_ids: dict[int, int], ts: int) -> None:
-        if tick.book_changed:
-            self.book_seq += 1
-        publish_batch(self._bus, tick, market, self.engine, trade_ids, self.book_seq, ts)
-
     # --- views for the service -----------------------------------------------------------------
 
     @property
     def last_price(self) -> Decimal | None:
         last = self.engine.last_price
         return None if last is None or self.market is None else self.market.spec().ticks_to_price(last)
+
+
+@dataclass(slots=True, eq=False)
+class _Staged:
+    """A batch through its front: results, effects and the unit of work they will be written in."""
+
+    batch: list[tuple[Command, asyncio.Future[Any]]]
+    results: list[Any]
+    tick: Tick
+    market: Market
+    now: datetime
+    now_ms: int
+    stack: contextlib.AsyncExitStack  # holds ``uow`` open until the back leaves it
+    uow: UnitOfWork
+    write: bool = False  # effects (or a checkpoint) to write; the rest is set with it
+    txs: list[LedgerTransaction] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    overlay: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    checkpoint: Checkpoint = field(init=False)
+    book: Depth | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _InFlight:
+    """A batch whose back (write, commit, answers) runs as ``task``."""
+
+    staged: _Staged
+    # Set once its write statement has returned (or failed): the next batch's may go out then.
+    written: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] = field(init=False)
+
+
+class _AfterFailure(Exception):
+    """The batch before this one did not commit: this one, matched on top of it, is not written."""
+
+
+def _error(task: asyncio.Task[None]) -> BaseException | None:
+    return asyncio.CancelledError() if task.cancelled() else task.exception()
 
 
 @dataclass(frozen=True, slots=True)

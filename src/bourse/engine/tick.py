@@ -144,7 +144,8 @@ class NotOpen:
 
 
 class Tick:
-    """The effects of one batch. ``live``: the runner's committed live orders (read only here)."""
+    """The effects of one batch. ``live``: the runner's live orders as the batches before this one
+    left them, committed or still committing (read only here)."""
 
     def __init__(
         self,
@@ -429,6 +430,14 @@ class Tick:
             ExecutionRow(fill, self.market.id, seq, quote, tx_ids[positions[index]], self.now)
             for fill, seq, index in self.executions
         ]
+
+    def ledger_positions(self, positions: list[int]) -> tuple[dict[int, int], list[int]]:
+        """Where each new hold (order id -> position) and each execution's transaction are among
+        the transactions to post (``positions`` from ``ledger_transactions``)."""
+        holds = {
+            order_id: positions[index] for order_id, index in self.hold_tx.items() if positions[index] >= 0
+        }
+        return holds, [positions[index] for _, _, index in self.executions]
 
     def assign_hold_ids(self, tx_ids: list[int], positions: list[int]) -> None:
         for order_id, index in self.hold_tx.items():

@@ -75,7 +75,7 @@ from bourse.domain.reports import (
     ReportStatus,
     ReportTemplate,
 )
-from bourse.domain.trading import BatchWrite, Checkpoint, Order, OrderQuery
+from bourse.domain.trading import BatchWrite, Checkpoint, Order, OrderQuery, Prepared
 from bourse.domain.transfers import Transfer
 from bourse.domain.triggers import Triggers
 from bourse.domain.values import AccountId, AssetId, UserId
@@ -432,10 +432,24 @@ class MarketDataRepository(Protocol):
 class TradingRepository(Protocol):
     """Orders, executions, trades and engine checkpoints (only a market's engine runner writes them)."""
 
-    async def prepare(
-        self, count: int, keys: Sequence[tuple[str, str]]
-    ) -> tuple[list[int], dict[tuple[str, str], Decimal]]:
-        """``count`` new order ids and the available balance of each (ledger owner, asset) that has one."""
+    async def prepare(self, count: int, keys: Sequence[tuple[str, str]], market_id: str = "") -> Prepared:
+        """``count`` new order ids, the available balance of each (ledger owner, asset) that has one and
+        ``market_id``'s committed batch count (0 without a checkpoint), read in one snapshot."""
+        ...
+
+    async def write_batch_and_ledger(
+        self,
+        batch: BatchWrite,
+        txs: Sequence[LedgerTransaction],
+        hold_positions: Mapping[int, int],
+        execution_positions: Sequence[int],
+    ) -> tuple[list[int], dict[int, int]]:
+        """Post ``txs`` (as ``LedgerRepository.apply_many(..., savepoint=False)``) and store ``batch``,
+        in one statement when every ledger account is known: the transactions' ids and the trade
+        ids by market_seq. A new order's hold and an execution name their transaction by its
+        position in ``txs`` (``hold_positions``: order id -> position; ``execution_positions``:
+        one per execution, whose ``ledger_tx_id`` is replaced); an audit entry gets the ids' range
+        and count in its details. For a unit of work that rolls back on any error."""
         ...
 
     async def write_batch(self, batch: BatchWrite) -> dict[int, int]:

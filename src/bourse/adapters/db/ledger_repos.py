@@ -30,7 +30,7 @@ import json
 import weakref
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.engine import Engine
@@ -70,9 +70,11 @@ _LOCK = text(
     "CAST(:owner AS text[]), CAST(:asset AS text[]), CAST(:bucket AS text[]))"
 )
 
-_WRITE = text(
-    """
-WITH locked AS MATERIALIZED (
+# The ledger write's parts, as common table expressions: ``src`` holds each new transaction's id
+# by its position from 1 (``ord``), for a caller's statement that writes more with them
+# (``write_with``).
+_WRITE_CTES = """
+locked AS MATERIALIZED (
     SELECT la.id, la.owner, la.asset, la.bucket, la.balance
       FROM ledger_accounts la
      WHERE la.id = ANY(CAST(:a_id AS bigint[]))
@@ -101,14 +103,38 @@ ins AS (
                   CAST(CAST(:p_amount AS text) AS numeric[])) AS p(ord, account_id, asset, amount)
       JOIN src ON src.ord = p.ord
 )
--- The balances as locked (before this statement's update) and the new transaction ids in
--- input order, as arrays in one row; the database's oid tells remembered ids are still valid.
-SELECT (SELECT array_agg(id ORDER BY ord) FROM src) AS tx_ids,
-       array_agg(id) AS ids, array_agg(balance) AS balances,
-       (SELECT oid FROM pg_database WHERE datname = current_database()) AS database
-  FROM locked
 """
-)
+# The balances as locked (before this statement's update) and the new transaction ids in input
+# order, as arrays in one row (the select list of a query over ``locked``); the database's oid
+# tells remembered ids are still valid.
+_WRITE_RESULT = """
+(SELECT array_agg(id ORDER BY ord) FROM src) AS tx_ids,
+array_agg(id) AS ids, array_agg(balance) AS balances,
+(SELECT oid FROM pg_database WHERE datname = current_database()) AS database
+"""
+_WRITE = text(f"WITH {_WRITE_CTES} SELECT {_WRITE_RESULT} FROM locked")  # noqa: S608 - constant text
+
+
+class LedgerTail(NamedTuple):
+    """More of a caller's statement after the ledger write: common table expressions (which may
+    read ``src(id, ord)``), scalar expressions for the select list, and their parameters."""
+
+    ctes: str
+    select: str
+    params: dict[str, Any]
+
+
+_TAIL_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _with_tail(tail: LedgerTail) -> Any:
+    key = (tail.ctes, tail.select)
+    statement = _TAIL_STATEMENTS.get(key)
+    if statement is None:
+        statement = _TAIL_STATEMENTS[key] = text(
+            f"WITH {_WRITE_CTES}, {tail.ctes} SELECT {_WRITE_RESULT}, {tail.select} FROM locked"  # noqa: S608
+        )
+    return statement
 
 
 class _KnownAccounts:
@@ -301,11 +327,11 @@ class SqlLedgerRepository:
         except KeyError:
             ids = None
         if ids is not None and known.database is not None and not savepoint:
-            return await self._write_for_rollback(batch, ids, known)
+            return (await self._write_for_rollback(batch, ids, known))[0]
         if ids is not None and known.database is not None:
             try:
                 async with self._c.begin_nested():
-                    tx_ids, _ = await self._write(batch, ids, known.database)
+                    tx_ids, _, _ = await self._write(batch, ids, known.database)
                 return tx_ids
             except _StaleAccountIds:
                 known.forget()
@@ -328,7 +354,7 @@ class SqlLedgerRepository:
                 if overdraft is not None:
                     raise _insufficient(overdraft)
                 ids = {k: v[0] for k, v in locked.items()}
-                tx_ids, database = await self._write(batch, ids, None)
+                tx_ids, database, _ = await self._write(batch, ids, None)
         except _StaleAccountIds as e:
             raise InvariantViolation("ledger accounts changed while locked") from e
         except DBAPIError as e:
@@ -338,16 +364,34 @@ class SqlLedgerRepository:
         known.learn(database, ids)
         return tx_ids
 
+    async def write_with(
+        self, txs: Sequence[LedgerTransaction], tail: LedgerTail
+    ) -> tuple[builtins.list[int], Any] | None:
+        """``txs`` and ``tail`` in ONE statement (one round trip), for a caller that rolls its whole
+        unit of work back on any error, as ``apply_many(..., savepoint=False)``: the transactions'
+        ids and the statement's row. None, with nothing written, when an account is not known yet
+        (the caller then writes in two steps: ``apply_many``, then its own statement)."""
+        batch = _Batch(txs)
+        known = _KNOWN.setdefault(self._c.sync_engine, _KnownAccounts())
+        try:
+            ids = {k: known.ids[k] for k in batch.net}
+        except KeyError:
+            return None
+        if known.database is None:
+            return None
+        tx_ids, _, row = await self._write_for_rollback(batch, ids, known, tail)
+        return tx_ids, row
+
     async def _write_for_rollback(
-        self, batch: _Batch, ids: dict[AccountKey, int], known: _KnownAccounts
-    ) -> builtins.list[int]:
+        self, batch: _Batch, ids: dict[AccountKey, int], known: _KnownAccounts, tail: LedgerTail | None = None
+    ) -> tuple[builtins.list[int], int, Any]:
         """The fast path without its savepoint's two round trips, for a caller that rolls its whole
         unit of work back on any error (what failed cannot be undone here, so every failure raises).
         Stale remembered ids (or any refusal the slow path would have sorted out) are forgotten and
         raised as a retryable Conflict: the caller's retry takes the slow path."""
         assert known.database is not None
         try:
-            tx_ids, _ = await self._write(batch, ids, known.database)
+            return await self._write(batch, ids, known.database, tail)
         except _StaleAccountIds:
             known.forget()
             raise Conflict("remembered ledger account ids were stale, retry", retryable=True) from None
@@ -361,14 +405,17 @@ class SqlLedgerRepository:
             # back). Forget, and let the retry take the slow path, which repeats any real error.
             known.forget()
             raise Conflict("a remembered ledger account was refused, retry", retryable=True) from e
-        return tx_ids
 
     async def _write(
-        self, batch: _Batch, ids: dict[AccountKey, int], database: int | None
-    ) -> tuple[builtins.list[int], int]:
-        """Inside a savepoint: raising here undoes the write. ``database``: the oid the ids
-        were learnt in, None when they were just read."""
-        row = (await self._c.execute(_WRITE, batch.write_params(ids))).one()
+        self, batch: _Batch, ids: dict[AccountKey, int], database: int | None, tail: LedgerTail | None = None
+    ) -> tuple[builtins.list[int], int, Any]:
+        """Inside a savepoint (or a unit of work that rolls back): raising here undoes the write.
+        ``database``: the oid the ids were learnt in, None when they were just read."""
+        params = batch.write_params(ids)
+        if tail is None:
+            row = (await self._c.execute(_WRITE, params)).one()
+        else:
+            row = (await self._c.execute(_with_tail(tail), {**params, **tail.params})).one()
         if database is not None and row.database != database:
             raise _StaleAccountIds
         key_of = {v: k for k, v in ids.items()}
@@ -384,7 +431,7 @@ class SqlLedgerRepository:
         overdraft = batch.first_overdraft(before)
         if overdraft is not None:
             raise _insufficient(overdraft)
-        return tx_ids, int(row.database)
+        return tx_ids, int(row.database), row
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +16,9 @@ from sqlalchemy import and_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bourse.adapters.db import trading_tables as tt
+from bourse.adapters.db.ledger_repos import LedgerTail, SqlLedgerRepository
 from bourse.domain.fees import FeeType
-from bourse.domain.ledger import Bucket
+from bourse.domain.ledger import Bucket, LedgerTransaction
 from bourse.domain.order_views import Execution
 from bourse.domain.orders import OrderStatus, OrderType, Side, StopStatus, TimeInForce
 from bourse.domain.trading import (
@@ -26,10 +27,12 @@ from bourse.domain.trading import (
     FeeTerms,
     Order,
     OrderQuery,
+    Prepared,
 )
 from bourse.domain.values import AccountId, AssetId
 
-# A batch's order ids and the available balances its new orders draw on, in one round trip.
+# A batch's order ids, the available balances its new orders draw on and the market's committed batch
+# count, in one round trip (one statement: one snapshot).
 _PREPARE = text(
     """
 WITH b AS (
@@ -41,7 +44,8 @@ WITH b AS (
 SELECT (SELECT array_agg(nextval('order_ids')) FROM generate_series(1, :n)) AS ids,
        (SELECT array_agg(owner ORDER BY owner, asset) FROM b) AS owners,
        (SELECT array_agg(asset ORDER BY owner, asset) FROM b) AS assets,
-       (SELECT array_agg(balance ORDER BY owner, asset) FROM b) AS balances
+       (SELECT array_agg(balance ORDER BY owner, asset) FROM b) AS balances,
+       (SELECT batches FROM engine_checkpoints WHERE market_id = :market) AS batches
 """
 )
 
@@ -123,6 +127,7 @@ def _decimals(values: Sequence[Decimal | None]) -> str:
 
 
 _UNNEST = ", ".join(_array(name, kind) for name, kind in _ORDER_COLUMNS)
+_UNNEST_CHANGED = ", ".join(_array(f"u_{name}", kind) for name, kind in _ORDER_COLUMNS)
 
 # What changes after an order is placed: where it stands, its money and its place in the book.
 _MUTABLE = (
@@ -140,44 +145,96 @@ _MUTABLE = (
 _KINDS = dict(_ORDER_COLUMNS)
 
 
-# A whole batch in one statement: its trades (their ids come back), new orders, changed orders,
-# executions (joined to their trade by the market's trade number) and the market's checkpoint.
+def _batch_ctes(with_ledger: bool, upsert: bool) -> str:
+    """A whole batch as common table expressions: its trades (their ids come back), new orders,
+    changed orders, executions (joined to their trade by the market's trade number), the market's
+    checkpoint and the batch's audit entry. ``with_ledger``: after the ledger write's own CTEs in
+    the same statement (``SqlLedgerRepository.write_with``), the orders' ``hold_tx_id`` and the
+    executions' ``e_tx`` are positions of transactions in it (from 1), read through ``src``, and
+    the audit entry gets the transaction ids from there too. ``upsert``: changed orders are
+    upserted from all their columns (``u_<column>``) instead of updated (see below)."""
+    names = [name for name, _ in _ORDER_COLUMNS]
+    if with_ledger:
+        held = ", ".join("h.id" if n == "hold_tx_id" else f"x.{n}" for n in names)
+        orders = (
+            f"o AS (INSERT INTO orders ({_NAMES}) SELECT {held} FROM unnest({_UNNEST}) AS x({_NAMES}) "  # noqa: S608
+            "LEFT JOIN src h ON h.ord = x.hold_tx_id), "
+        )
+        tx, tx_join = "l.id", "JOIN src l ON l.ord = x.tx "
+        details = (
+            "CAST(:a_details AS jsonb) || jsonb_build_object('tx_ids', jsonb_build_array((SELECT min(id) FROM src), "
+            "(SELECT max(id) FROM src)), 'count', (SELECT count(*) FROM src))"
+        )
+    else:
+        orders = f"o AS (INSERT INTO orders ({_NAMES}) SELECT * FROM unnest({_UNNEST})), "  # noqa: S608
+        tx, tx_join, details = "x.tx", "", "CAST(:a_details AS jsonb)"
+    if upsert:
+        # An upsert, not an UPDATE: this statement may start before the batch ahead of it has
+        # committed (the runner sends it once that one's statement has returned). An UPDATE reads
+        # its snapshot and would miss an order that batch inserted; ON CONFLICT waits for the
+        # inserting transaction and then updates the row as committed. (An order updated by that
+        # batch is waited for and re-read by either.)
+        changed = (
+            f"u AS (INSERT INTO orders ({_NAMES}) SELECT * FROM unnest({_UNNEST_CHANGED}) "  # noqa: S608
+            "ON CONFLICT (order_id) DO UPDATE SET "
+            + ", ".join(f"{c} = EXCLUDED.{c}" for c in _MUTABLE)
+            + "), "
+        )
+    else:
+        changed = (
+            "u AS (UPDATE orders o SET "  # noqa: S608
+            + ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
+            + " FROM unnest(CAST(:u_order_id AS bigint[]), "
+            + ", ".join(_array(f"u_{c}", _KINDS[c]) for c in _MUTABLE)
+            + ") AS u(order_id, "
+            + ", ".join(_MUTABLE)
+            + ") WHERE o.order_id = u.order_id), "
+        )
+    return (
+        "t AS ("  # noqa: S608
+        "INSERT INTO trades (market_id, market_seq, price, amount, quote_amount, taker_side, maker_order_id, "
+        "taker_order_id, created_at) "
+        "SELECT :market, s, p, q, qa, ts, mo, tk, :now FROM unnest(CAST(:t_seq AS bigint[]), "
+        f"{_array('t_price', 'numeric')}, {_array('t_amount', 'numeric')}, {_array('t_quote', 'numeric')}, "
+        "CAST(:t_side AS text[]), CAST(:t_maker AS bigint[]), CAST(:t_taker AS bigint[])) "
+        "WITH ORDINALITY AS x(s, p, q, qa, ts, mo, tk, ord) ORDER BY ord "
+        "RETURNING market_seq, trade_id), "
+        + orders
+        + changed
+        + "e AS (INSERT INTO executions (order_id, account_id, market_id, trade_id, side, price, amount, "  # noqa: S608
+        "quote_amount, commission, commission_asset, is_maker, ledger_tx_id, created_at) "
+        f"SELECT x.o, x.a, :market, t.trade_id, x.s, x.p, x.q, x.qa, x.c, :quote_asset, x.mk, {tx}, :now "
+        "FROM unnest(CAST(:e_order AS bigint[]), CAST(:e_account AS text[]), CAST(:e_seq AS bigint[]), "
+        f"CAST(:e_side AS text[]), {_array('e_price', 'numeric')}, {_array('e_amount', 'numeric')}, "
+        f"{_array('e_quote', 'numeric')}, {_array('e_fee', 'numeric')}, CAST(:e_maker AS boolean[]), "
+        "CAST(:e_tx AS bigint[])) WITH ORDINALITY AS x(o, a, seq, s, p, q, qa, c, mk, tx, ord) "
+        f"JOIN t ON t.market_seq = x.seq {tx_join}ORDER BY x.ord), "
+        "c AS (INSERT INTO engine_checkpoints (market_id, state_hash, last_seq, trade_seq, last_price, "
+        "updated_at, batches) VALUES (:market, :c_hash, :c_seq, :c_trade_seq, :c_price, :now, 1) "
+        "ON CONFLICT (market_id) DO UPDATE SET state_hash = EXCLUDED.state_hash, last_seq = EXCLUDED.last_seq, "
+        "trade_seq = EXCLUDED.trade_seq, last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at, "
+        "batches = engine_checkpoints.batches + 1), "
+        # the batch's audit entry (the audit log's own table, as SqlAuditLog writes it), saving a round trip
+        "a AS (INSERT INTO audit_log (actor, action, subject, details) "
+        f"SELECT CAST(:a_actor AS text), :a_action, :a_subject, {details} "
+        "WHERE CAST(:a_actor AS text) IS NOT NULL)"
+    )
+
+
 # Foreign keys are checked at the end of the statement, when every part of it is in.
-_WRITE_BATCH = text(
-    "WITH t AS ("  # noqa: S608 - built from the constant column lists above
-    "INSERT INTO trades (market_id, market_seq, price, amount, quote_amount, taker_side, maker_order_id, "
-    "taker_order_id, created_at) "
-    "SELECT :market, s, p, q, qa, ts, mo, tk, :now FROM unnest(CAST(:t_seq AS bigint[]), "
-    f"{_array('t_price', 'numeric')}, {_array('t_amount', 'numeric')}, {_array('t_quote', 'numeric')}, "
-    "CAST(:t_side AS text[]), CAST(:t_maker AS bigint[]), CAST(:t_taker AS bigint[])) "
-    "WITH ORDINALITY AS x(s, p, q, qa, ts, mo, tk, ord) ORDER BY ord "
-    "RETURNING market_seq, trade_id), "
-    f"o AS (INSERT INTO orders ({_NAMES}) SELECT * FROM unnest({_UNNEST})), "
-    "u AS (UPDATE orders o SET "
-    + ", ".join(f"{c} = u.{c}" for c in _MUTABLE)
-    + " FROM unnest(CAST(:u_order_id AS bigint[]), "
-    + ", ".join(_array(f"u_{c}", _KINDS[c]) for c in _MUTABLE)
-    + ") AS u(order_id, "
-    + ", ".join(_MUTABLE)
-    + ") WHERE o.order_id = u.order_id), "  # noqa: S608 - the constant column lists above
-    "e AS (INSERT INTO executions (order_id, account_id, market_id, trade_id, side, price, amount, quote_amount, "
-    "commission, commission_asset, is_maker, ledger_tx_id, created_at) "
-    "SELECT x.o, x.a, :market, t.trade_id, x.s, x.p, x.q, x.qa, x.c, :quote_asset, x.mk, x.tx, :now "
-    "FROM unnest(CAST(:e_order AS bigint[]), CAST(:e_account AS text[]), CAST(:e_seq AS bigint[]), "
-    f"CAST(:e_side AS text[]), {_array('e_price', 'numeric')}, {_array('e_amount', 'numeric')}, "
-    f"{_array('e_quote', 'numeric')}, {_array('e_fee', 'numeric')}, CAST(:e_maker AS boolean[]), "
-    "CAST(:e_tx AS bigint[])) WITH ORDINALITY AS x(o, a, seq, s, p, q, qa, c, mk, tx, ord) "
-    "JOIN t ON t.market_seq = x.seq ORDER BY x.ord), "
-    "c AS (INSERT INTO engine_checkpoints (market_id, state_hash, last_seq, trade_seq, last_price, updated_at) "
-    "VALUES (:market, :c_hash, :c_seq, :c_trade_seq, :c_price, :now) ON CONFLICT (market_id) DO UPDATE "
-    "SET state_hash = EXCLUDED.state_hash, last_seq = EXCLUDED.last_seq, trade_seq = EXCLUDED.trade_seq, "
-    "last_price = EXCLUDED.last_price, updated_at = EXCLUDED.updated_at), "
-    # the batch's audit entry (the audit log's own table, as SqlAuditLog writes it), saving a round trip
-    "a AS (INSERT INTO audit_log (actor, action, subject, details) "
-    "SELECT CAST(:a_actor AS text), :a_action, :a_subject, CAST(:a_details AS jsonb) "
-    "WHERE CAST(:a_actor AS text) IS NOT NULL) "
-    "SELECT market_seq, trade_id FROM t"
+_WRITE_BATCH = text(f"WITH {_batch_ctes(False, False)} SELECT market_seq, trade_id FROM t")  # noqa: S608 - constant lists
+# The runner's: after the ledger write, or alone once it has written (the batch ahead may not have
+# committed yet, so changed orders are upserted).
+_WRITE_BATCH_UPSERT = text(f"WITH {_batch_ctes(False, True)} SELECT market_seq, trade_id FROM t")  # noqa: S608
+_WITH_LEDGER_CTES = _batch_ctes(True, True)
+_WITH_LEDGER_SELECT = (
+    "(SELECT array_agg(market_seq ORDER BY market_seq) FROM t) AS trade_seqs, "
+    "(SELECT array_agg(trade_id ORDER BY market_seq) FROM t) AS trade_ids"
 )
+
+
+def _plus_one(position: int | None) -> int | None:
+    return None if position is None else position + 1
 
 
 def _order_params(order: Order) -> dict[str, Any]:
@@ -320,9 +377,7 @@ class SqlTradingRepository:
         rows = await self._c.execute(_OWNERS, {"a": [k[0] for k in keys], "c": [k[1] for k in keys]})
         return {(r.account_id, r.client_order_id): (int(r.order_id), bytes(r.fingerprint)) for r in rows}
 
-    async def prepare(
-        self, count: int, keys: Sequence[tuple[str, str]]
-    ) -> tuple[builtins.list[int], dict[tuple[str, str], Decimal]]:
+    async def prepare(self, count: int, keys: Sequence[tuple[str, str]], market_id: str = "") -> Prepared:
         row = (
             await self._c.execute(
                 _PREPARE,
@@ -331,6 +386,7 @@ class SqlTradingRepository:
                     "o": [k[0] for k in keys],
                     "a": [k[1] for k in keys],
                     "bucket": Bucket.AVAILABLE.value,
+                    "market": market_id,
                 },
             )
         ).one()
@@ -338,9 +394,48 @@ class SqlTradingRepository:
         balances = dict(
             zip(zip(row.owners or (), row.assets or (), strict=True), row.balances or (), strict=True)
         )
-        return ids, balances
+        return Prepared(ids, balances, int(row.batches or 0))
+
+    async def write_batch_and_ledger(
+        self,
+        batch: BatchWrite,
+        txs: Sequence[LedgerTransaction],
+        hold_positions: Mapping[int, int],
+        execution_positions: Sequence[int],
+    ) -> tuple[builtins.list[int], dict[int, int]]:
+        if not txs:
+            return [], await self.write_batch(batch)
+        ledger = SqlLedgerRepository(self._c)
+        params = self._params(batch, whole=True)
+        # Positions from 1, as the ledger write's ``src`` numbers its transactions.
+        params["hold_tx_id"] = [_plus_one(hold_positions.get(o.order_id)) for o in batch.new_orders]
+        params["e_tx"] = [p + 1 for p in execution_positions]
+        written = await ledger.write_with(txs, LedgerTail(_WITH_LEDGER_CTES, _WITH_LEDGER_SELECT, params))
+        if written is not None:
+            tx_ids, row = written
+            return tx_ids, dict(
+                zip(map(int, row.trade_seqs or ()), map(int, row.trade_ids or ()), strict=True)
+            )
+        # An account not known yet (its first use since start): the ledger write creates it first,
+        # then the rest.
+        tx_ids = await ledger.apply_many(txs, savepoint=False)
+        params["hold_tx_id"] = [
+            None if (p := hold_positions.get(o.order_id)) is None else tx_ids[p] for o in batch.new_orders
+        ]
+        params["e_tx"] = [tx_ids[p] for p in execution_positions]
+        if batch.audit is not None:
+            details = {**batch.audit.details, "tx_ids": [min(tx_ids), max(tx_ids)], "count": len(tx_ids)}
+            params["a_details"] = json.dumps(details)
+        rows = await self._c.execute(_WRITE_BATCH_UPSERT, params)
+        return tx_ids, {int(r.market_seq): int(r.trade_id) for r in rows}
 
     async def write_batch(self, batch: BatchWrite) -> dict[int, int]:
+        rows = await self._c.execute(_WRITE_BATCH, self._params(batch))
+        return {int(r.market_seq): int(r.trade_id) for r in rows}
+
+    @staticmethod
+    def _params(batch: BatchWrite, *, whole: bool = False) -> dict[str, Any]:
+        """``whole``: every column of the changed orders (for the upsert of ``_batch_ctes``)."""
         trades, executions, cp, audit = batch.trades, batch.executions, batch.checkpoint, batch.audit
         params: dict[str, Any] = {
             "market": cp.market_id,
@@ -373,10 +468,11 @@ class SqlTradingRepository:
             "a_details": None if audit is None else json.dumps(audit.details),
         }
         params.update(_columns(batch.new_orders, [n for n, _ in _ORDER_COLUMNS]))
-        changed = _columns(batch.changed_orders, ("order_id", *_MUTABLE))
+        changed = _columns(
+            batch.changed_orders, [n for n, _ in _ORDER_COLUMNS] if whole else ("order_id", *_MUTABLE)
+        )
         params.update({f"u_{k}": v for k, v in changed.items()})
-        rows = await self._c.execute(_WRITE_BATCH, params)
-        return {int(r.market_seq): int(r.trade_id) for r in rows}
+        return params
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -392,6 +488,7 @@ class SqlTradingRepository:
             int(row.trade_seq),
             row.last_price,
             row.updated_at,
+            int(row.batches),
         )
 
     async def last_trade(self, market_id: str) -> tuple[int, Decimal] | None:

@@ -13,7 +13,8 @@ transactions that move the money, so these rows and the balances never disagree.
   so a concurrent duplicate waits for the first and then finds it.
 - ``executions``: one row per order per fill; ``trades``: one row per trade (public).
 - ``engine_checkpoints``: per market the state hash, order and trade sequence and last
-  price as of the last commit; recovery compares the rebuilt book's hash with it.
+  price as of the last commit; recovery compares the rebuilt book's hash with it. ``batches``
+  counts the commits, so a read can tell which of them its snapshot holds.
 """
 
 from __future__ import annotations
@@ -188,4 +189,6 @@ engine_checkpoints = Table(
     Column("trade_seq", BigInteger, nullable=False),
     Column("last_price", MONEY),
     _ts("updated_at"),
+    # Committed batches of the market (migration 0021): the pipelined runner's snapshot marker.
+    Column("batches", BigInteger, nullable=False, server_default="0"),
 )
