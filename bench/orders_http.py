@@ -95,6 +95,28 @@ the event loop's own C work (sockets, httptools, asyncpg's protocol) ~1/3 of sam
 ~1/4 (Tick.place 8 %, the two batch statements ~11 % with asyncpg's encoding of the remaining
 text, bigint and timestamp arrays), the middleware stack ~4 %, the token refresh ~3 % (JWT
 decode 1.4 %), the endpoint's parsing and answer ~5 %.
+
+Round 4 (session 3: the pipelined group commit, ADR 0010; before = 236430e, after = f4e9f52, two
+alternating pairs, ``--seconds 15 --orders 60000``, load average ~1):
+
+    version              orders/s     p50 ms     p99 ms     server CPU/order  PG CPU/order  minimal       ratio
+    before (236430e)     1850-1870    33.0-33.8  57.7-84.5  0.299-0.313 ms    0.217-0.219   10392-10675   0.17-0.18
+    after (f4e9f52)      2480-2619    23.8-25.1  42.7-43.0  0.286-0.308 ms    0.177-0.194   10524-11136   0.24
+
+Why: timed inside the runner, the serial cycle was ~14 ms per ~32 orders, the server's
+Python work (~9 ms: HTTP, tick, the answers) and PostgreSQL's (~6 ms) one after the other,
+neither core more than ~60 % busy. Now batch N+1 is matched while N writes and commits, and a
+batch writes in one statement (ledger transactions and the rest; ``write_batch_and_ledger``)
+that goes out as soon as N's statement has returned and waits in PostgreSQL for N's commit.
+What did not work, measured on the way: matching the next batch as soon as the loop was
+free (batches fell from ~32 to ~17-22 orders, CPU per order rose 10-35 % on both sides, orders/s
+-7 % to +5 %): the runner now lets the next batch grow to the size of the one writing first;
+two statements per batch with the ledger write sent ahead (as fast as one statement sent after
+the batch ahead committed, ~+20 %). The goal (3,000/s, p99 < 50 ms) is still not reached: the
+chain per batch is now its statement (~4-5 ms of PostgreSQL for ~32 orders) plus the event loop's
+delay in taking each answer (~2-4 ms: the loop is ~75 % busy at 2,600/s with ~0.28 ms of Python
+per order). What is left: less Python per order (HTTP parsing and the answer are ~half of it),
+or the batch's write and commit on a connection driven outside the event loop's queue.
 """
 
 from __future__ import annotations
