@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from bourse.domain.orders import OrderStatus, RejectReason
+from bourse.domain.trading import HOLD_KIND, TRADE_KIND
 from bourse.engine import EngineFailure, MarketRunner
 from bourse.engine.runner import FeeTermsCache, PlaceCommand
 from tests.integration.trading.support import BTC, USDT, D, balances, make_market, make_trader, request
@@ -128,6 +129,31 @@ async def test_the_next_batch_spends_what_the_committing_one_brings_in_and_not_w
         seller_money[USDT][1] == spent.locked_amount
         and seller_money[USDT][0] == D("9.99") - spent.locked_amount
     )
+    # The one statement a batch writes names each hold's and each execution's ledger transaction
+    # by its position; stored, they are that transaction's id.
+    async with container.engine.connect() as conn:
+        holds = (
+            await conn.execute(
+                text(
+                    "SELECT o.order_id, t.kind, p.amount FROM orders o JOIN ledger_transactions t ON t.id = o.hold_tx_id "
+                    "JOIN ledger_postings p ON p.tx_id = t.id AND p.amount < 0 WHERE o.order_id = ANY(:ids)"
+                ),
+                {"ids": [held.order_id, spent.order_id]},
+            )
+        ).all()
+        fills = (
+            await conn.execute(
+                text(
+                    "SELECT e.order_id, t.kind FROM executions e JOIN ledger_transactions t ON t.id = e.ledger_tx_id "
+                    "WHERE e.order_id = :id"
+                ),
+                {"id": sold.order_id},
+            )
+        ).all()
+    assert sorted((r.order_id, r.kind, -r.amount) for r in holds) == sorted(
+        [(held.order_id, HOLD_KIND, held.locked_amount), (spent.order_id, HOLD_KIND, spent.locked_amount)]
+    )
+    assert [tuple(r) for r in fills] == [(sold.order_id, TRADE_KIND)]
 
 
 async def test_a_batch_matched_on_top_of_one_that_fails_is_matched_again_without_it(container, clock):
