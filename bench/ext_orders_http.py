@@ -26,8 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,10 +35,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _scratch import plain, scratch_database  # noqa: E402
+
 from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
-from bourse.adapters.db.embedded import start_embedded  # noqa: E402
-from bourse.adapters.db.engine import asyncpg_url, with_database  # noqa: E402
-from bourse.adapters.db.migrate import upgrade  # noqa: E402
 from bourse.bootstrap import build  # noqa: E402
 from bourse.config import Settings  # noqa: E402
 from bourse.domain.ledger import EXTERNAL, Bucket, account_owner, move  # noqa: E402
@@ -49,10 +46,6 @@ from bourse.domain.values import AssetId  # noqa: E402
 USDT = AssetId("USDT")
 AMOUNT = "1.5"
 FUNDS = Decimal(1_000_000)
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def free_port() -> int:
@@ -204,7 +197,7 @@ async def staked_total(url: str) -> tuple[Decimal, int]:
         await conn.close()
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -214,17 +207,13 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=20, help="time cap per phase")
     args = parser.parse_args()
 
-    external = os.environ.get("BOURSE_DATABASE_URL")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server_url = asyncpg_url(external) if external else start_embedded(ROOT / "var" / "bench-pg")
-    name = f"bench_ext_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(plain(server_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server_url, name)
+    with scratch_database("bench_ext") as url:
+        asyncio.run(bench(url, args))
+
+
+async def bench(url: str, args: argparse.Namespace) -> None:
     server = None
     try:
-        await asyncio.to_thread(upgrade, url)
         usernames, token = await seed(url, args.users)
         port = free_port()
         with tempfile.TemporaryDirectory(prefix="bourse-bench-") as data_dir:
@@ -277,9 +266,7 @@ async def main() -> None:
         if server is not None and server.poll() is None:
             server.kill()
             server.wait()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

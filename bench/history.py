@@ -18,25 +18,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
-import uuid
-import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bourse.adapters.db.embedded import start_embedded  # noqa: E402
-from bourse.adapters.db.engine import asyncpg_url, with_database  # noqa: E402
-from bourse.adapters.db.migrate import upgrade  # noqa: E402
+from _scratch import plain, scratch_database  # noqa: E402
+
 from bourse.bootstrap import build  # noqa: E402
 from bourse.config import Settings  # noqa: E402
 from bourse.domain.identity import Principal, Role  # noqa: E402
@@ -120,18 +117,6 @@ SELECT o.order_id, o.account_id, t.market_id, t.trade_id, o.side, t.price, t.amo
   FROM trades t JOIN orders o ON o.order_id = t.{{column}}
  ORDER BY t.trade_id
 """
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
-async def admin(server_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(plain(server_url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def seed(url: str, trades: int, accounts: int, days: int) -> None:
@@ -306,34 +291,22 @@ def main() -> None:
     if not 1 <= args.trades <= 5_000_000 or not 2 <= args.accounts <= 1_000_000:
         parser.error("--trades must be 1..5,000,000 and --accounts 2..1,000,000")
 
-    external = os.environ.get("BOURSE_DATABASE_URL")
-    if external:
-        server = asyncpg_url(external)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = start_embedded(ROOT / "var" / "bench-pg")
-    name = args.reuse or f"bourse_bench_history_{uuid.uuid4().hex[:8]}"
-    if not args.reuse:
-        asyncio.run(admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        url = with_database(server, name)
-        upgrade(url)
-        if not args.reuse:
-            print(f"seeding {name}:", flush=True)
-            asyncio.run(seed(url, args.trades, args.accounts, args.days))
-        print(f"queries (median of {args.runs} runs):", flush=True)
-        results = asyncio.run(run(url, args.runs, args.days))
-        slow = [r for r in results if r[2] >= 1.0]
-        print(
-            f"{len(results) - len(slow)}/{len(results)} queries under 1 s"
-            + (f"; slower: {', '.join(r[0] for r in slow)}" if slow else "")
-        )
-    finally:
-        if args.keep or args.reuse:
-            print(f"kept database {name}")
-        else:
-            asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("bourse_bench_history", keep=args.keep, reuse=args.reuse) as url:
+        name = make_url(url).database
+        try:
+            if not args.reuse:
+                print(f"seeding {name}:", flush=True)
+                asyncio.run(seed(url, args.trades, args.accounts, args.days))
+            print(f"queries (median of {args.runs} runs):", flush=True)
+            results = asyncio.run(run(url, args.runs, args.days))
+            slow = [r for r in results if r[2] >= 1.0]
+            print(
+                f"{len(results) - len(slow)}/{len(results)} queries under 1 s"
+                + (f"; slower: {', '.join(r[0] for r in slow)}" if slow else "")
+            )
+        finally:
+            if args.keep or args.reuse:
+                print(f"kept database {name}")
 
 
 if __name__ == "__main__":

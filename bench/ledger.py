@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
 import time
-import uuid
-import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,9 +29,8 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bourse.adapters.db.embedded import start_embedded  # noqa: E402
-from bourse.adapters.db.engine import asyncpg_url, with_database  # noqa: E402
-from bourse.adapters.db.migrate import upgrade  # noqa: E402
+from _scratch import plain, scratch_database  # noqa: E402
+
 from bourse.bootstrap import build  # noqa: E402
 from bourse.config import Settings  # noqa: E402
 from bourse.domain.ledger import EXTERNAL, Bucket, account_owner, move  # noqa: E402
@@ -60,10 +56,6 @@ upd AS (
 )
 SELECT count(*) FROM src
 """
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def make_transfers(n: int, users: int, seed: int) -> list[tuple[int, int, Decimal]]:
@@ -174,14 +166,6 @@ async def bench(url: str, args: argparse.Namespace) -> None:
         await container.aclose()
 
 
-async def admin(server: str, sql: str) -> None:
-    conn = await asyncpg.connect(plain(server))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transfers", type=int, default=20_000, help="transfers per round")
@@ -190,21 +174,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    external = os.environ.get("BOURSE_DATABASE_URL")
-    if external:
-        server = asyncpg_url(external)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = start_embedded(ROOT / "var" / "bench-pg")
-    name = f"bourse_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin(server, f'CREATE DATABASE "{name}"'))
-    try:
-        url = with_database(server, name)
-        upgrade(url)
+    with scratch_database("bourse_bench") as url:
         asyncio.run(bench(url, args))
-    finally:
-        asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

@@ -133,22 +133,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _scratch import scratch_database  # noqa: E402
+
 from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
-from bourse.adapters.db.embedded import start_embedded  # noqa: E402
-from bourse.adapters.db.engine import asyncpg_url, with_database  # noqa: E402
-from bourse.adapters.db.migrate import upgrade  # noqa: E402
 from bourse.bootstrap import build  # noqa: E402
 from bourse.config import Settings  # noqa: E402
 from bourse.domain.identity import Principal, Role  # noqa: E402
@@ -158,10 +154,6 @@ from bourse.service.context import RequestMeta  # noqa: E402
 
 PATH = "/frontoffice/api/v3/orders"
 ADMIN = Principal.of(UserId(0), "bench", frozenset({Role.ADMIN}))
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def free_port() -> int:
@@ -438,7 +430,7 @@ async def ledger_clean(url: str) -> bool:
         await container.aclose()
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -453,17 +445,13 @@ async def main() -> None:
     )
     args = parser.parse_args()
 
-    external = os.environ.get("BOURSE_DATABASE_URL")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server_url = asyncpg_url(external) if external else start_embedded(ROOT / "var" / "bench-pg")
-    name = f"bench_orders_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(plain(server_url))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(server_url, name)
+    with scratch_database("bench_orders") as url:
+        asyncio.run(bench(url, args))
+
+
+async def bench(url: str, args: argparse.Namespace) -> None:
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        await asyncio.to_thread(upgrade, url)
         traders = await seed(url, args.traders)
         with tempfile.TemporaryDirectory(prefix="bourse-bench-") as data_dir:
             port = free_port()
@@ -514,12 +502,10 @@ async def main() -> None:
             if server.poll() is None:
                 server.kill()
                 server.wait()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-baseline":
         serve_baseline(int(sys.argv[2]))
     else:
-        asyncio.run(main())
+        main()

@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
-import uuid
-import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,10 +32,9 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _scratch import plain, scratch_database  # noqa: E402
+
 from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
-from bourse.adapters.db.embedded import start_embedded  # noqa: E402
-from bourse.adapters.db.engine import asyncpg_url, with_database  # noqa: E402
-from bourse.adapters.db.migrate import upgrade  # noqa: E402
 from bourse.bootstrap import build  # noqa: E402
 from bourse.config import Settings  # noqa: E402
 from bourse.domain.identity import Principal, Role  # noqa: E402
@@ -80,10 +76,6 @@ SEED = [
         ORDER BY t.trade_id, o.order_id""",
     "ANALYZE",
 ]
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def peak_rss_mb() -> float:
@@ -138,14 +130,6 @@ async def bench(url: str, args: argparse.Namespace) -> int:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def admin_sql(server: str, sql: str) -> None:
-    conn = await asyncpg.connect(plain(server))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -158,23 +142,8 @@ def main() -> None:
     args = parser.parse_args()
     args.rows -= args.rows % 2
 
-    external = os.environ.get("BOURSE_DATABASE_URL")
-    if external:
-        server = asyncpg_url(external)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = start_embedded(ROOT / "var" / "bench-pg")
-    name = f"bourse_report_bench_{uuid.uuid4().hex[:8]}"
-    asyncio.run(admin_sql(server, f'CREATE DATABASE "{name}"'))
-    url = with_database(server, name)
-    code = 1
-    try:
-        upgrade(url)
+    with scratch_database("bourse_report_bench", keep=args.keep) as url:
         code = asyncio.run(bench(url, args))
-    finally:
-        if not args.keep:
-            asyncio.run(admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     sys.exit(code)
 
 
