@@ -1,6 +1,7 @@
 """The ccxt price feed, without the network: a real ccxt exchange object whose HTTP layer
 (``Exchange.fetch``) answers from canned exchange responses, and injected exchange objects."""
 
+import decimal
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -160,3 +161,24 @@ async def test_unknown_exchanges():
     with pytest.raises(PriceFeedError, match="knows no exchange"):
         await feed.ticker("nosuchexchange", "BTC/USDT")
     assert made == []
+
+
+async def test_a_ticker_read_leaves_the_callers_decimal_context_as_it_was():
+    """ccxt may change the decimal context it runs in (ccxt_venue.py): a fake exchange does what
+    ccxt's decimal_to_precision does; the feed's caller keeps half-even rounding."""
+
+    class Rounding(FakeExchange):
+        async def fetch_ticker(self, symbol: str) -> Any:
+            ccxt_async.decimal_to_precision("1.5", precision=0)  # sets ROUND_HALF_UP in place
+            return await super().fetch_ticker(symbol)
+
+    context = decimal.getcontext()
+    before = (context.rounding, dict(context.traps.items()))
+    feed = CcxtPriceFeed(
+        Clock(),
+        factory=lambda exchange_id, config: Rounding(exchange_id, config, {"A/B": {"bid": 1, "ask": 2}}),
+    )
+    price = await feed.ticker("binance", "A/B")
+    assert (price.bid, price.ask) == (Decimal(1), Decimal(2))
+    assert decimal.getcontext() is context and (context.rounding, dict(context.traps.items())) == before
+    await feed.aclose()
