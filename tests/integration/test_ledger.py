@@ -15,6 +15,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from bourse.adapters.db.ledger_repos import _constraint, _sqlstate
 from bourse.bootstrap import Container, build
 from bourse.domain.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
 from bourse.domain.ledger import (
@@ -163,6 +164,68 @@ async def test_database_refuses_an_unbalanced_transaction(ledger: Container) -> 
         "SELECT t.id, la.id, la.asset, CASE WHEN la.owner = 'acct:A1' THEN 5 ELSE -5 END "
         "FROM t, ledger_accounts la",
     )
+
+
+_A1_USDT = "(SELECT id FROM ledger_accounts WHERE owner = 'acct:A1' AND asset = 'USDT')"
+_EXTERNAL_USDT = "(SELECT id FROM ledger_accounts WHERE owner = 'sys:external' AND asset = 'USDT')"
+
+
+@pytest.mark.parametrize(
+    ("postings", "constraint"),
+    [
+        # a transaction that does not exist
+        (
+            f"(SELECT max(id) + 1000 FROM ledger_transactions), {_A1_USDT}, 'USDT', 5), "
+            f"((SELECT max(id) + 1000 FROM ledger_transactions), {_EXTERNAL_USDT}, 'USDT', -5",
+            "fk_ledger_postings_tx_id_ledger_transactions",
+        ),
+        # an account that does not exist
+        (
+            f"(SELECT max(id) FROM t), (SELECT max(id) + 1000 FROM ledger_accounts), 'USDT', 5), "
+            f"((SELECT max(id) FROM t), {_EXTERNAL_USDT}, 'USDT', -5",
+            "fk_ledger_postings_account_asset",
+        ),
+        # an existing account, in another asset than its own (balanced in BTC)
+        (
+            f"(SELECT max(id) FROM t), {_A1_USDT}, 'BTC', 5), "
+            f"((SELECT max(id) FROM t), {_EXTERNAL_USDT}, 'BTC', -5",
+            "fk_ledger_postings_account_asset",
+        ),
+    ],
+)
+async def test_database_refuses_a_posting_naming_a_missing_transaction_or_account(
+    ledger: Container, postings: str, constraint: str
+) -> None:
+    """Checked per statement by the postings trigger (ADR 0011), as the foreign keys did per row:
+    same SQLSTATE, same constraint name, nothing written."""
+    await apply(ledger, deposit(ALICE, "10"))
+    with pytest.raises(DBAPIError) as refused:
+        await _raw(
+            ledger,
+            "WITH t AS (INSERT INTO ledger_transactions (kind) VALUES ('forged') RETURNING id) "
+            f"INSERT INTO ledger_postings (tx_id, account_id, asset, amount) VALUES ({postings})",
+        )
+    assert (_sqlstate(refused.value), _constraint(refused.value)) == ("23503", constraint)
+    report = await ledger.ledger.check()
+    assert report.clean and report.postings == 2
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM ledger_accounts WHERE owner = 'acct:A1'",
+        "TRUNCATE ledger_accounts CASCADE",
+        "UPDATE ledger_accounts SET asset = 'BTC' WHERE owner = 'acct:A1'",
+        "UPDATE ledger_accounts SET id = id + 1000 WHERE owner = 'acct:A1'",
+    ],
+)
+async def test_ledger_accounts_are_never_removed_or_renamed(ledger: Container, sql: str) -> None:
+    """What keeps a posting's checked reference true for good (no foreign key holds it)."""
+    await apply(ledger, deposit(ALICE, "10"))
+    with pytest.raises(DBAPIError, match="never removed or renamed"):
+        await _raw(ledger, sql)
+    assert await bal(ledger, ALICE) == 10
+    assert (await ledger.ledger.check()).clean
 
 
 @pytest.mark.ledger_tampered
