@@ -95,6 +95,27 @@ def test_jwt_from_another_secret_is_refused() -> None:
         codec().decode(other.issue(UserId(1), "j", NOW))
 
 
+def test_jwt_verified_once_still_checks_times_and_never_vouches_for_another_token() -> None:
+    """Claims are remembered per exact token string after one verification; times are checked on
+    every call, and a token changed in any byte is verified (and refused) on its own."""
+    clock = Clock(NOW)
+    c = codec(clock)
+    token = c.issue(UserId(1), "j", NOW)
+    claims = c.decode(token)
+    claims["sub"] = "2"  # a caller's change does not leak into the next answer
+    assert c.decode(token)["sub"] == "1"
+    header, payload, signature = token.split(".")
+    forged_payload = jwt.utils.base64url_encode(
+        jwt.utils.base64url_decode(payload).replace(b'"sub":"1"', b'"sub":"2"')
+    ).decode()
+    assert forged_payload != payload
+    with pytest.raises(NotAuthenticated, match="invalid"):
+        c.decode(f"{header}.{forged_payload}.{signature}")
+    clock.current = NOW - timedelta(seconds=60)  # the clock stepped back: iat is now in the future
+    with pytest.raises(NotAuthenticated, match="future"):
+        c.decode(token)
+
+
 def test_fernet_round_trip_and_wrong_key() -> None:
     cipher = FernetCipher("master-key-" + "x" * 30)
     sealed = cipher.encrypt("app-secret")

@@ -25,6 +25,7 @@ ARGON2_PARALLELISM = 1
 
 JWT_ALGORITHM = "HS256"  # one hard-coded algorithm: a token's own "alg" header never chooses it
 JWT_CLOCK_SKEW_SECONDS = 5
+MAX_VERIFIED_TOKENS = 100_000  # then forgotten all at once (each is checked again once)
 
 
 class SystemClock:
@@ -63,6 +64,11 @@ class JwtCodec:
         self._audience = audience
         self.ttl_seconds = ttl_seconds
         self._clock = clock
+        # token -> its claims, once the signature, issuer, audience and required claims checked
+        # out: none of that can change for the same token string, so it is checked once (the
+        # principal cache asks again every 1-2 s per trader, the edge middleware as often). The
+        # times are checked on every call.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, uid: UserId, jti: str, now: datetime) -> str:
         iat = int(now.timestamp())
@@ -77,6 +83,20 @@ class JwtCodec:
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
 
     def decode(self, token: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            if len(self._verified) >= MAX_VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = claims
+        now = self._clock.now().timestamp()
+        if claims["exp"] <= now:
+            raise NotAuthenticated("token expired")
+        if claims["iat"] > now + JWT_CLOCK_SKEW_SECONDS:
+            raise NotAuthenticated("token issued in the future")
+        return dict(claims)
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,
@@ -96,11 +116,6 @@ class JwtCodec:
         exp, iat = claims["exp"], claims["iat"]
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
             raise NotAuthenticated("invalid token")
-        now = self._clock.now().timestamp()
-        if exp <= now:
-            raise NotAuthenticated("token expired")
-        if iat > now + JWT_CLOCK_SKEW_SECONDS:
-            raise NotAuthenticated("token issued in the future")
         return claims
 
 
