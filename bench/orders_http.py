@@ -124,6 +124,27 @@ Then young collections every 20,000 net allocations instead of 700 (``api/app.py
 order mostly 0.25-0.26 against 0.27-0.29 ms. The best run was 2,908 orders/s, p99 32.5 ms; the
 goal (3,000/s) is still not met on this machine. Pipelining deeper (3 backs) changed nothing:
 64 connections keep two batches of ~32 in flight.
+
+Round 6 (session 4, a slower machine: the same two cores now run the minimal FastAPI endpoint at
+4,060-6,020 req/s against 10,400-12,000, the matching bench's liquibook at 431k ops/s against
+879k, a ``SELECT 1`` round trip in 0.36 ms; up to 25-30 % of the CPU stolen by the host at
+times). Before = 78c3fbf, after = the ledger's references checked per statement (ADR 0011) and
+JWT claims verified once per token; three alternating pairs, ``--seconds 12 --orders 60000``:
+
+    version          orders/s     p50 ms     p99 ms     server CPU/order  PG CPU/order   ratio
+    before (78c3fbf) 1152-1289    49.4-55.5  70.9-80.8  0.596-0.682 ms    0.368-0.418    0.21-0.28
+    after            1282-1371    46.9-49.6  65.1-71.2  0.587-0.621 ms    0.306-0.331    0.24-0.29
+
+Why: ``auto_explain`` with ``log_triggers`` on a run against the machine's PostgreSQL put the
+foreign-key triggers at the top of the batch statement: ~5.3 ledger postings per order, each
+checked against its transaction and its account by a query and a row lock, plus the orders',
+trades' and executions' own keys. Dropping keys in a scratch copy (not shipped) moved PostgreSQL's
+CPU per order from 0.42-0.48 ms to 0.30-0.37 (the ledger's two) and 0.26-0.33 (all of them);
+dropping nine secondary indexes instead moved nothing measurable. The ledger's two keys are now
+checked by its postings trigger, set-based, once per statement (ADR 0011); the other tables keep
+theirs. At ~1,300 orders/s the server (0.6 ms), PostgreSQL (0.32 ms) and the load generator
+(0.07 ms) need ~1.3 of the two cores: 3,000/s here would need less than half of today's CPU per
+order on both sides, so the goal is not reachable on this machine by tuning alone.
 """
 
 from __future__ import annotations

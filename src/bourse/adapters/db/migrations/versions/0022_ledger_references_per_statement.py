@@ -24,11 +24,8 @@ down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_CHECK_POSTINGS = """
-CREATE OR REPLACE FUNCTION ledger_postings_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    bad record;
-BEGIN
+# The balance check as migration 0002 wrote it; the reference checks follow it.
+_BALANCED = """
     SELECT tx_id, asset, sum(amount) AS total INTO bad
       FROM new_postings GROUP BY tx_id, asset HAVING sum(amount) <> 0 LIMIT 1;
     IF FOUND THEN
@@ -36,6 +33,9 @@ BEGIN
             bad.tx_id, bad.asset, bad.total
             USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_postings_balanced';
     END IF;
+"""
+
+_REFERENCES = """
     -- Scalar sub-selects, not NOT EXISTS: one index probe per distinct key whatever the
     -- planner guesses of a transition table's size (never a scan of the whole ledger).
     SELECT k.tx_id INTO bad
@@ -55,25 +55,17 @@ BEGIN
         RAISE EXCEPTION 'ledger posting names account % in %, which does not exist', bad.account_id, bad.asset
             USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'fk_ledger_postings_account_asset';
     END IF;
-    RETURN NULL;
-END $$
 """
 
-_BALANCED_ONLY = """
-CREATE OR REPLACE FUNCTION ledger_postings_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    bad record;
-BEGIN
-    SELECT tx_id, asset, sum(amount) AS total INTO bad
-      FROM new_postings GROUP BY tx_id, asset HAVING sum(amount) <> 0 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'ledger transaction % does not balance in %: sum %',
-            bad.tx_id, bad.asset, bad.total
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_postings_balanced';
-    END IF;
-    RETURN NULL;
-END $$
-"""
+
+def _postings_check(body: str) -> str:
+    return (
+        "CREATE OR REPLACE FUNCTION ledger_postings_balanced() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "DECLARE\n    bad record;\nBEGIN"
+        f"{body}"
+        "    RETURN NULL;\nEND $$"
+    )
+
 
 _KEEP_ACCOUNTS = (
     """
@@ -99,7 +91,7 @@ _KEEP_ACCOUNTS = (
 def upgrade() -> None:
     op.drop_constraint("fk_ledger_postings_account_asset", "ledger_postings", type_="foreignkey")
     op.drop_constraint("fk_ledger_postings_tx_id_ledger_transactions", "ledger_postings", type_="foreignkey")
-    op.execute(_CHECK_POSTINGS)
+    op.execute(_postings_check(_BALANCED + _REFERENCES))
     for statement in _KEEP_ACCOUNTS:
         op.execute(statement)
 
@@ -108,7 +100,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER ledger_accounts_key_kept ON ledger_accounts")
     op.execute("DROP TRIGGER ledger_accounts_kept ON ledger_accounts")
     op.execute("DROP FUNCTION ledger_accounts_kept()")
-    op.execute(_BALANCED_ONLY)
+    op.execute(_postings_check(_BALANCED))
     op.create_foreign_key(
         "fk_ledger_postings_tx_id_ledger_transactions",
         "ledger_postings",
