@@ -20,7 +20,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _http import cpu_seconds, free_port, start_bourse  # noqa: E402
 from _scratch import plain, scratch_database  # noqa: E402
 
 from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
@@ -46,12 +46,6 @@ from bourse.domain.values import AssetId  # noqa: E402
 USDT = AssetId("USDT")
 AMOUNT = "1.5"
 FUNDS = Decimal(1_000_000)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def seed(url: str, users: int) -> tuple[list[str], str]:
@@ -80,25 +74,6 @@ async def seed(url: str, users: int) -> tuple[list[str], str]:
         return names, token
     finally:
         await container.aclose()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc), to tell its cost from the machine's load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_server(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "BOURSE_DATABASE_URL": url,
-        "BOURSE_RATE_LIMIT": "off",
-        "BOURSE_LOG_LEVEL": "WARNING",
-        "BOURSE_BACKGROUND_JOBS": "false",
-    }
-    bourse = Path(sys.executable).with_name("bourse")
-    cmd = [str(bourse), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
@@ -217,7 +192,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
         usernames, token = await seed(url, args.users)
         port = free_port()
         with tempfile.TemporaryDirectory(prefix="bourse-bench-") as data_dir:
-            server = start_server(url, port, data_dir)
+            server = start_bourse(url, port, data_dir)
             base = f"http://127.0.0.1:{port}"
             await wait_ready(base, server)
             results = [

@@ -155,7 +155,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -170,6 +169,7 @@ from pydantic import BaseModel, ConfigDict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _http import cpu_seconds, free_port, start_bourse  # noqa: E402
 from _scratch import scratch_database  # noqa: E402
 
 from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
@@ -182,17 +182,6 @@ from bourse.service.context import RequestMeta  # noqa: E402
 
 PATH = "/frontoffice/api/v3/orders"
 ADMIN = Principal.of(UserId(0), "bench", frozenset({Role.ADMIN}))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def postgres_cpu_seconds() -> float:
@@ -251,19 +240,6 @@ async def seed(url: str, traders: int) -> list[tuple[str, str]]:
         return out
     finally:
         await container.aclose()
-
-
-def start_bourse(url: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "BOURSE_DATABASE_URL": url,
-        "BOURSE_RATE_LIMIT": "off",
-        "BOURSE_LOG_LEVEL": "WARNING",
-        "BOURSE_BACKGROUND_JOBS": "false",
-    }
-    bourse = Path(sys.executable).with_name("bourse")
-    cmd = [str(bourse), "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def start_profiler(pid: int, out: str) -> subprocess.Popen[bytes]:
