@@ -9,7 +9,7 @@ The database itself guards the money invariants, not only the Python code:
   TRUNCATE raise);
 - a posting names an existing ledger transaction and an existing ledger account of the
   posting's asset: checked by the same statement trigger, set-based over the statement's
-  postings (ADR 0011; foreign keys checked it per row, a third of PostgreSQL's CPU on the
+  postings (ADR 0011; foreign keys checked it per row, a fifth of PostgreSQL's CPU on the
   order path), and kept true because transactions are append-only and ledger accounts
   refuse DELETE, TRUNCATE and a change of id or asset.
 The triggers are created by migrations 0002 and 0022 (raw DDL there).

@@ -2,7 +2,7 @@
 
 A posting must name an existing ledger transaction and an existing ledger account of the
 posting's asset. Two foreign keys said so, each checked by a query and a row lock per posting:
-about a third of PostgreSQL's CPU per order on the order path (~5 postings an order). The
+about a fifth of PostgreSQL's CPU per order on the order path (~5 postings an order). The
 statement trigger that already checks each statement's postings balance now also checks, over
 the same transition table and in two set-based queries, that every new posting's transaction
 and (account, asset) exist, raising the foreign keys' own SQLSTATE and constraint names.
