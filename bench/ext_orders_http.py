@@ -27,6 +27,7 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -102,7 +103,7 @@ async def phase(
     seconds: float,
     tag: str,
     server_pid: int,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     rng = random.Random(tag)
@@ -220,7 +221,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=30)
         staked, stored = await staked_total(url)
-        sent = sum(int(r["sent"]) for r in results)  # type: ignore[call-overload]
+        sent = sum(int(r["sent"]) for r in results)
         print(
             f"ext-order creates over HTTP: 1 uvicorn worker, {args.concurrency} connections, "
             f"{args.users} users, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
@@ -230,7 +231,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
                 f"  {r['tag']:>6}: {r['rate']:8.1f} creates/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
                 f"server CPU {r['server_cpu_ms']:5.2f} ms/create  ({r['timed']} timed of {r['sent']} sent; codes {r['codes']})"
             )
-        ok = all(set(r["codes"]) == {1} for r in results)  # type: ignore[arg-type]
+        ok = all(set(r["codes"]) == {1} for r in results)
         consistent = staked == Decimal(AMOUNT) * sent and stored == sent
         print(
             f"  check: every create code 1: {ok}; stakes {staked} = {sent} x {AMOUNT} and {stored} rows stored: {consistent}"

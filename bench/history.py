@@ -256,7 +256,7 @@ def count(result: Any) -> int:
 
 
 async def run(url: str, runs: int, days: int) -> list[tuple[str, int, float, float]]:
-    settings = Settings(env="dev", rate_limit="off", log_json=False, engines_on_start=False)  # type: ignore[call-arg]
+    settings = Settings(env="dev", rate_limit="off", log_json=False, engines_on_start=False)
     container = build(settings, url)
     who = Principal.of(UserId(1), "bench", frozenset({Role.ADMIN}))
     end = START + timedelta(days=days)

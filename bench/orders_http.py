@@ -217,7 +217,7 @@ async def seed(url: str, traders: int) -> list[tuple[str, str]]:
             },
             RequestMeta(),
         )
-        out = []
+        out: list[tuple[str, str]] = []
         for i in range(traders):
             created = await container.identity.create_user(f"bench-trader-{i}", "bench-pass-1")
             account = created.account.account_id
