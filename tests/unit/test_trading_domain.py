@@ -20,7 +20,7 @@ from bourse.domain.trading import (
     reservation,
     settle_trade,
 )
-from bourse.domain.values import AccountId
+from bourse.domain.values import AccountId, AssetId
 from bourse.engine.digest import BookDigest
 
 NOW = datetime(2025, 9, 9, 12, tzinfo=UTC)
@@ -197,3 +197,55 @@ def test_an_orders_fee_terms_charge_what_its_commission_rule_charges():
                     expected = commission(terms.rule(), quote, is_maker=is_maker, quote_scale=scale)
                     assert terms.fee(quote, is_maker=is_maker, scale=scale) == expected
     assert PERCENT.fee(D("12.345678"), is_maker=False, scale=6) == D("0.024692")  # 0.2 %, rounded up
+
+
+def test_an_order_copy_keeps_every_field_and_is_its_own_object() -> None:
+    """The engine answers with copies of orders it keeps changing: a copy has every field of the
+    original (each set here to something other than its default) and changes apart from it."""
+    from dataclasses import fields
+
+    from bourse.domain.orders import OrderStatus, StopStatus
+    from bourse.domain.trading import Order
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    order = Order(
+        order_id=7,
+        market_id="BTCUSDT",
+        account_id=AccountId("A1"),
+        side=Side.SELL,
+        type=OrderType.STOP_LIMIT,
+        time_in_force=TimeInForce.GTD,
+        quantity=D("2"),
+        remaining=D("1.5"),
+        status=OrderStatus.PARTIALLY_FILLED,
+        commission_asset=AssetId("USDT"),
+        created_at=at,
+        updated_at=at.replace(second=6),
+        post_only=True,
+        price=D("101.5"),
+        stop_price=D("100"),
+        reserve_price=D("102"),
+        client_order_id="c-1",
+        fingerprint=b"\x01\x02",
+        executed_quote=D("50.75"),
+        commission=D("0.05"),
+        fee=FeeTerms("r1", FeeType.PERCENT, D("0.001"), D("0.002"), D("0.01")),
+        stop_status=StopStatus.ACTIVATED,
+        source="Api",
+        reject_reason="no",
+        cancel_reason="why",
+        locked_asset=AssetId("BTC"),
+        locked_amount=D("2"),
+        locked_remaining=D("1.5"),
+        hold_tx_id=11,
+        engine_seq=12,
+        cancellation_date=at.replace(year=2027),
+    )
+    defaults = Order(1, "M", AccountId("A"), Side.BUY, OrderType.LIMIT, TimeInForce.GTC, D(1), D(1),
+                     OrderStatus.PLACED, AssetId("X"), NOW, NOW)  # fmt: skip
+    assert all(getattr(order, f.name) != getattr(defaults, f.name) for f in fields(Order))
+    copy = order.copy()
+    assert copy == order and copy is not order
+    copy.remaining = D("0")
+    copy.status = OrderStatus.FILLED
+    assert (order.remaining, order.status) == (D("1.5"), OrderStatus.PARTIALLY_FILLED)

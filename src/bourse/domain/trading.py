@@ -31,11 +31,11 @@ it forgoes part of the minimum.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import BusinessRejection, InvalidInput, InvariantViolation
@@ -179,7 +179,8 @@ class Order:
         return self.stop_status is StopStatus.WAITING_FOR_ACTIVATION
 
     def copy(self) -> Order:
-        return replace(self)
+        """A snapshot the engine can keep changing the original of (every answer is one)."""
+        return _copy_order(self)
 
     def average_price(self, scale: int) -> Decimal | None:
         executed = self.executed
@@ -188,6 +189,22 @@ class Order:
         return (
             (self.executed_quote / executed).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN).normalize()
         )
+
+
+def _positional_copy(cls: type[Order]) -> Callable[[Order], Order]:
+    """``cls(self.<field>, ...)`` over every field in declaration order: the same copy as
+    ``dataclasses.replace`` (no field has ``init=False``, and Order has no ``__post_init__``),
+    which builds a keyword dict and checks each field's flags first: ~13 us an Order against ~1.7."""
+    names = [f.name for f in fields(cls)]
+    namespace: dict[str, Any] = {"cls": cls}
+    exec(  # noqa: S102 - field names of our own dataclass, nothing from outside
+        "def copy(self):\n    return cls(" + ", ".join(f"self.{n}" for n in names) + ")", namespace
+    )
+    copy: Callable[[Order], Order] = namespace["copy"]
+    return copy
+
+
+_copy_order = _positional_copy(Order)
 
 
 def new_order(
