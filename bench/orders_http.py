@@ -145,6 +145,42 @@ checked by its postings trigger, set-based, once per statement (ADR 0011); the o
 theirs. At ~1,300 orders/s the server (0.6 ms), PostgreSQL (0.32 ms) and the load generator
 (0.07 ms) need ~1.3 of the two cores: 3,000/s here would need less than half of today's CPU per
 order on both sides, so the goal is not reachable on this machine by tuning alone.
+
+Round 7 (session 5; a machine between the two: the minimal endpoint at 6,260-10,360 req/s, and
+its speed moved within runs: this load generator's own CPU per request swung 0.042-0.062 ms for
+the same code, so server and PostgreSQL CPU per order are compared divided by it). Where the
+server's time goes, by cutting the request short at each layer (a throwaway ``BENCH_CUT`` hack,
+not shipped; CPU per order): uvicorn and a bare ASGI answer 0.026 ms; + FastAPI's own outer
+middlewares 0.031-0.036; + the edge, the hot path's parsing, the principal and the model
+0.072-0.090; + the endpoint up to ``TradingService.place`` 0.088-0.115; the whole order
+0.39-0.49. Three quarters of it is the order's own work past HTTP: the runner (matching,
+settlement, ledger transactions, encoding the batch statement, commit) and the answer. The
+runner alone, in process at 64 callers: 0.15-0.25 ms. Not a per-batch cost: at 128 connections
+(batches of ~63) the server spent 0.361 ms an order, at 64 (~32) 0.367. Measured on the way:
+asyncpg's per-element checks of array parameters (~92 ``ABCMeta.__instancecheck__`` an order,
+~12-18 us); SQLAlchemy's execute over raw asyncpg (313 against 146 us of CPU for a statement
+with 45 array parameters, 166 against 62 for ``SELECT 1``); granian instead of uvicorn (the
+minimal endpoint at 6,300-7,000 req/s and 0.18-0.20 ms, against 10,000-10,400 and 0.10: worse
+on two cores); ``plan_cache_mode = force_generic_plan`` (PostgreSQL 0.27 against 0.22 ms: worse;
+the batch statement already runs a generic plan, 12 plans in 1,337 calls).
+
+PostgreSQL, ``auto_explain`` on one 64-order batch statement (13.0 ms with timing): postings
+(342 rows) 2.3 ms and their balance and reference trigger 1.0, orders (64) 2.1, executions (76)
+1.7, ledger transactions (102) 0.8, ledger account balances (134) 0.9, trades (38) 0.7, and the
+orders', trades' and executions' five foreign keys 2.0. Those are now checked per statement
+(ADR 0012). Six alternating pairs, ``--seconds 12 --orders 60000``, before = 6dd79b6:
+
+    version          orders/s    p99 ms     server CPU/order  PG CPU/order   PG / load generator
+    before (6dd79b6) 1598-2298   45.3-72.1  0.334-0.497 ms    0.184-0.255    4.08-4.28 (4.16)
+    after            1740-2473   40.7-63.3  0.312-0.456 ms    0.165-0.219    3.78-3.96 (3.86)
+
+PostgreSQL's CPU per order fell ~7 % (lower in every pair); the server's did not move beyond the
+noise (server / load generator 7.40-8.15 before, 7.43-7.91 after; ``Order.copy``, 13 -> 1.7 us by
+micro-benchmark, is below it). Dropping the nine secondary indexes as well would take
+PostgreSQL from ~0.19 to ~0.11-0.13 ms an order, but they serve the history server's sorts and
+filters (migration 0010), so they stay. The goal is still not met: 3,000/s here needs the server
+below ~0.28 ms an order (one core, ~85 % busy), a quarter less than today, and nothing left in
+its profile is above a few per cent.
 """
 
 from __future__ import annotations
