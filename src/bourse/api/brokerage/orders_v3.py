@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from bourse.api.brokerage.derivatives import order_v3_json, stop_order_v3_json
 from bourse.api.common.auth import Meta, Services, require
 from bourse.api.common.hot_path import HotRoute
+from bourse.api.common.responses import FastJSONResponse
 from bourse.domain.errors import InvalidInput
 from bourse.domain.identity import Operation, Principal
 from bourse.domain.order_requests import parse_order_request, parse_time
@@ -118,7 +119,7 @@ def order_query(body: OrderListRequest) -> OrderQuery:
 
 
 def _order(view: dict[str, Any]) -> JSONResponse:
-    return JSONResponse({"order": view})
+    return FastJSONResponse({"order": view})
 
 
 @router.post("/order-data")

@@ -5,7 +5,7 @@ routes (about 140), builds a Request, resolves the dependency tree, validates, a
 two more middlewares. For the exact ``(method, path)`` of a route registered here, this
 middleware (inside ``EdgeMiddleware``, so request ids, access log, metrics and the rate
 limit apply as before) does the same steps directly, with the same pieces: the body
-parsed by ``json.loads`` and validated by the route's own pydantic model, the caller
+parsed by ``orjson.loads`` and validated by the route's own pydantic model, the caller
 resolved by ``scope_principal`` and checked for the route's operation, the route's own
 endpoint function called, and its errors rendered by ``error_response`` as the app's
 exception handlers render them.
@@ -19,11 +19,11 @@ then that the FastAPI route does not do again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -95,7 +95,9 @@ class HotPathMiddleware:
         ):
             return None
         try:
-            data = json.loads(body)
+            # orjson (~4x json.loads here) is stricter (lone surrogates, integers beyond 64 bits):
+            # a body it refuses goes to FastAPI, which reads it its own way, as for any refusal.
+            data = orjson.loads(body)
         except Exception:  # whatever FastAPI makes of a body it cannot read, it says itself
             return None
         services: Container = scope["app"].state.container
