@@ -17,7 +17,9 @@ _VALUES: dict[str, Any] = {
     "text": _TEXT | st.sampled_from(["", "NULL", "null", " a ", '"', "\\", "{}", "a,b", '\\"', "é€以"]),
     "bigint": st.integers(-(2**63), 2**63 - 1),
     "boolean": st.booleans(),
-    "numeric": st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-(10**20), max_value=10**20),
+    "numeric": st.decimals(
+        allow_nan=False, allow_infinity=False, places=8, min_value=-(10**20), max_value=10**20
+    ),
     "timestamptz": st.datetimes(
         min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
     )
@@ -30,7 +32,9 @@ _VALUES: dict[str, Any] = {
 
 async def _read_back(container: Any, kind: str, values: list[Any]) -> list[Any]:
     async with container.engine.connect() as conn:
-        row = (await conn.execute(text(f"SELECT {cast('p', kind)} AS v"), {"p": LITERALS[kind](values)})).one()
+        row = (
+            await conn.execute(text(f"SELECT {cast('p', kind)} AS v"), {"p": LITERALS[kind](values)})
+        ).one()
     return list(row.v)
 
 
