@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Three workers (pytest-xdist), each test on its own database: most tests wait on PostgreSQL,
 # so on two cores three workers finish the suite in about a third of the serial time.
-PYTEST_ARGS ?= -n 3
+# loadfile: each test module runs whole on one worker, in order (test_cli.py's tests share one
+# data dir and build on each other; xdist's per-test "load" split them across workers at times).
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: install install-test demo serve test lint format bench clean
 

@@ -25,6 +25,8 @@ import pytest
 
 BOURSE = Path(sys.executable).with_name("bourse")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("BOURSE_")}
+# The module's tests share one data dir and run in order: under pytest-xdist they need the
+# Makefile's ``--dist loadfile`` (a worker of their own would start from a fresh dir halfway).
 
 
 def bourse(data_dir: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
