@@ -14,7 +14,8 @@ from bourse.adapters.db.array_literals import LITERALS, cast
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 _VALUES: dict[str, Any] = {
-    "text": _TEXT | st.sampled_from(["", "NULL", "null", " a ", '"', "\\", "{}", "a,b", '\\"', "é€以"]),
+    "text": _TEXT
+    | st.sampled_from(["", "NULL", "null", " a ", '"', "\\", "{}", "a,b", '\\"', "é€以", 'x","y', '","']),
     "bigint": st.integers(-(2**63), 2**63 - 1),
     "boolean": st.booleans(),
     "numeric": st.decimals(
@@ -64,3 +65,9 @@ async def test_a_decimal_keeps_its_trailing_zeros(container: Any) -> None:
         "1.500",
         "0E-8",
     ]
+
+
+async def test_texts_without_a_null_read_back_whole_whatever_they_hold(container: Any) -> None:
+    """The one-join path (no NULL, nothing to escape) and the per-element path meet here."""
+    for values in (["x", "y"], ['x","y'], ['a"', "b"], ["a\\", "b"], ["", ""], ["NULL"], ["a", None, 'b"']):
+        assert await _read_back(container, "text", values) == values, values
