@@ -37,55 +37,61 @@ CHILDREN = ("orders", "trades", "executions")
 PARENTS = ("markets", "accounts", "orders", "trades")
 
 
+def _refuse_if_found(query: str, name: str, message: str, detail: str) -> str:
+    """``query`` selects into ``bad``; if it found a row, raise the foreign key's own error."""
+    return f"""
+    {query}
+    IF FOUND THEN
+        RAISE EXCEPTION '{message}'
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{name}',
+                  DETAIL = {detail};
+    END IF;"""
+
+
+def _function(name: str, checks: list[str]) -> str:
+    return (
+        f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "DECLARE\n    bad record;\nBEGIN" + "".join(checks) + "\n    RETURN NULL;\nEND $$"
+    )
+
+
 def _child_check(child: str) -> str:
     """Every distinct referenced key of the statement's new rows exists. Scalar sub-selects, not
     NOT EXISTS: one index probe per distinct key whatever the planner guesses of a transition
     table's size."""
-    checks = []
-    for name, table, column, parent, key in KEYS:
-        if table != child:
-            continue
-        checks.append(
-            f"""
-    SELECT k.{column} AS missing INTO bad
+    checks = [
+        _refuse_if_found(
+            f"""SELECT k.{column} AS missing INTO bad
       FROM (SELECT DISTINCT {column} FROM new_rows) AS k
      WHERE (SELECT p.{key} FROM {parent} p WHERE p.{key} = k.{column}) IS NULL
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'insert or update on table "{child}" violates foreign key constraint "{name}"'
-            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{name}',
-                  DETAIL = format('Key ({column})=(%s) is not present in table "{parent}".', bad.missing);
-    END IF;"""  # noqa: S608 - names from KEYS above, no input
+     LIMIT 1;""",  # noqa: S608 - names from KEYS above, no input
+            name,
+            f'insert or update on table "{child}" violates foreign key constraint "{name}"',
+            f"format('Key ({column})=(%s) is not present in table \"{parent}\".', bad.missing)",
         )
-    return (
-        f"CREATE FUNCTION {child}_references() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        "DECLARE\n    bad record;\nBEGIN" + "".join(checks) + "\n    RETURN NULL;\nEND $$"
-    )
+        for name, table, column, parent, key in KEYS
+        if table == child
+    ]
+    return _function(f"{child}_references", checks)
 
 
 def _parent_check(parent: str) -> str:
     """No deleted row is still referenced (one index probe per deleted key where the child has
     an index on the column; executions.trade_id has none, as it had none under the key)."""
-    checks = []
-    for name, table, column, referenced, key in KEYS:
-        if referenced != parent:
-            continue
-        checks.append(
-            f"""
-    SELECT o.{key} AS still INTO bad
+    checks = [
+        _refuse_if_found(
+            f"""SELECT o.{key} AS still INTO bad
       FROM old_rows o
      WHERE EXISTS (SELECT 1 FROM {table} c WHERE c.{column} = o.{key})
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'update or delete on table "{parent}" violates foreign key constraint "{name}" on table "{table}"'
-            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{name}',
-                  DETAIL = format('Key ({key})=(%s) is still referenced from table "{table}".', bad.still);
-    END IF;"""  # noqa: S608 - names from KEYS above, no input
+     LIMIT 1;""",  # noqa: S608 - names from KEYS above, no input
+            name,
+            f'update or delete on table "{parent}" violates foreign key constraint "{name}" on table "{table}"',
+            f"format('Key ({key})=(%s) is still referenced from table \"{table}\".', bad.still)",
         )
-    return (
-        f"CREATE FUNCTION {parent}_still_referenced() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        "DECLARE\n    bad record;\nBEGIN" + "".join(checks) + "\n    RETURN NULL;\nEND $$"
-    )
+        for name, table, column, referenced, key in KEYS
+        if referenced == parent
+    ]
+    return _function(f"{parent}_still_referenced", checks)
 
 
 _KEPT = """
