@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bourse.adapters.db import trading_tables as tt
 from bourse.adapters.db.array_literals import LITERALS, bigints, booleans, numerics, texts
-from bourse.adapters.db.array_literals import cast as literal_cast
+from bourse.adapters.db.array_literals import cast as _array  # an array as unnest reads it
 from bourse.adapters.db.ledger_repos import LedgerTail, SqlLedgerRepository
 from bourse.domain.fees import FeeType
 from bourse.domain.ledger import Bucket, LedgerTransaction
@@ -111,15 +111,6 @@ _ORDER_COLUMNS: tuple[tuple[str, str], ...] = (
     ("updated_at", "timestamptz"),
 )
 _NAMES = ", ".join(name for name, _ in _ORDER_COLUMNS)
-
-
-def _array(param: str, kind: str) -> str:
-    """An array parameter as unnest reads it: one array literal (``array_literals``)."""
-    return literal_cast(param, kind)
-
-
-def _decimals(values: Sequence[Decimal | None]) -> str:
-    return numerics(values)
 
 
 _UNNEST = ", ".join(_array(name, kind) for name, kind in _ORDER_COLUMNS)
@@ -435,9 +426,9 @@ class SqlTradingRepository:
             "now": cp.updated_at,
             "quote_asset": batch.quote_asset,
             "t_seq": bigints([t.market_seq for t in trades]),
-            "t_price": _decimals([t.price for t in trades]),
-            "t_amount": _decimals([t.amount for t in trades]),
-            "t_quote": _decimals([t.quote_amount for t in trades]),
+            "t_price": numerics([t.price for t in trades]),
+            "t_amount": numerics([t.amount for t in trades]),
+            "t_quote": numerics([t.quote_amount for t in trades]),
             "t_side": texts([t.taker_side.value for t in trades]),
             "t_maker": bigints([t.maker_order_id for t in trades]),
             "t_taker": bigints([t.taker_order_id for t in trades]),
@@ -445,10 +436,10 @@ class SqlTradingRepository:
             "e_account": texts([r.fill.account_id for r in executions]),
             "e_seq": bigints([r.trade_seq for r in executions]),
             "e_side": texts([r.fill.side.value for r in executions]),
-            "e_price": _decimals([r.fill.price for r in executions]),
-            "e_amount": _decimals([r.fill.amount for r in executions]),
-            "e_quote": _decimals([r.fill.quote_amount for r in executions]),
-            "e_fee": _decimals([r.fill.commission for r in executions]),
+            "e_price": numerics([r.fill.price for r in executions]),
+            "e_amount": numerics([r.fill.amount for r in executions]),
+            "e_quote": numerics([r.fill.quote_amount for r in executions]),
+            "e_fee": numerics([r.fill.commission for r in executions]),
             "e_maker": booleans([r.fill.is_maker for r in executions]),
             "e_tx": bigints([r.ledger_tx_id for r in executions]),
             "c_hash": cp.state_hash,
