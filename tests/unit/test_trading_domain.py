@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from decimal import localcontext
+from enum import Enum
 
 from bourse.domain.fees import FeeType, commission
 from bourse.domain.ledger import FEES, Bucket, account_owner
@@ -14,6 +15,7 @@ from bourse.domain.orders import OrderId, OrderType, RejectReason, Side, TimeInF
 from bourse.domain.trading import (
     EXACT,
     FeeTerms,
+    Order,
     OrderRequest,
     check_order,
     new_order,
@@ -199,16 +201,12 @@ def test_an_orders_fee_terms_charge_what_its_commission_rule_charges():
     assert PERCENT.fee(D("12.345678"), is_maker=False, scale=6) == D("0.024692")  # 0.2 %, rounded up
 
 
-def test_an_order_copy_keeps_every_field_and_is_its_own_object() -> None:
-    """The engine answers with copies of orders it keeps changing: a copy has every field of the
-    original (each set here to something other than its default) and changes apart from it."""
-    from dataclasses import fields
-
+def _order_with_every_field() -> Order:
+    """An order whose every field is set to something other than its default."""
     from bourse.domain.orders import OrderStatus, StopStatus
-    from bourse.domain.trading import Order
 
     at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
-    order = Order(
+    return Order(
         order_id=7,
         market_id="BTCUSDT",
         account_id=AccountId("A1"),
@@ -241,6 +239,16 @@ def test_an_order_copy_keeps_every_field_and_is_its_own_object() -> None:
         engine_seq=12,
         cancellation_date=at.replace(year=2027),
     )
+
+
+def test_an_order_copy_keeps_every_field_and_is_its_own_object() -> None:
+    """The engine answers with copies of orders it keeps changing: a copy has every field of the
+    original (each set here to something other than its default) and changes apart from it."""
+    from dataclasses import fields
+
+    from bourse.domain.orders import OrderStatus
+
+    order = _order_with_every_field()
     defaults = Order(1, "M", AccountId("A"), Side.BUY, OrderType.LIMIT, TimeInForce.GTC, D(1), D(1),
                      OrderStatus.PLACED, AssetId("X"), NOW, NOW)  # fmt: skip
     assert all(getattr(order, f.name) != getattr(defaults, f.name) for f in fields(Order))
@@ -249,3 +257,26 @@ def test_an_order_copy_keeps_every_field_and_is_its_own_object() -> None:
     copy.remaining = D("0")
     copy.status = OrderStatus.FILLED
     assert (order.remaining, order.status) == (D("1.5"), OrderStatus.PARTIALLY_FILLED)
+
+
+def test_the_batch_statement_gets_each_order_column_from_the_field_of_that_name() -> None:
+    """The engine's batch write sends the orders column by column (``trading_repos._columns``,
+    rows transposed positionally): each column must carry the order's value of that name."""
+    from bourse.adapters.db.array_literals import LITERALS
+    from bourse.adapters.db.trading_repos import _ORDER_COLUMNS, _columns
+
+    order, other = _order_with_every_field(), _order_with_every_field()
+    other.fee = None
+    other.stop_status = None
+    fees = {"fee_rule_id": "rule_id", "fee_type": "fee_type", "maker_fee": "maker", "taker_fee": "taker",
+            "min_fee": "min_fee"}  # fmt: skip
+
+    def value(o: Order, name: str) -> object:
+        v = (None if o.fee is None else getattr(o.fee, fees[name])) if name in fees else getattr(o, name)
+        return v.value if isinstance(v, Enum) else v
+
+    names = [name for name, _ in _ORDER_COLUMNS]
+    columns = _columns([order, other], names)
+    for name, kind in _ORDER_COLUMNS:
+        assert columns[name] == LITERALS[kind]([value(order, name), value(other, name)]), name
+    assert _columns([], ["order_id", "price"]) == {"order_id": "{}", "price": "{}"}

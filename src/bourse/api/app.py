@@ -61,6 +61,10 @@ def create_app(container: Container, *, dispose_on_shutdown: bool = True) -> Fas
         version=__version__,
         description="One trading and brokerage core, five API dialects.",
         lifespan=lifespan,
+        # No OpenTelemetry from FastAPI itself: the edge middleware keeps the metrics (Prometheus)
+        # and the request log. Left on, FastAPI asks all three OpenTelemetry providers, through
+        # the process environment, whether it is configured, on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
     install_error_handlers(app)

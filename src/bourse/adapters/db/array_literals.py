@@ -83,7 +83,7 @@ def byteas(values: Iterable[bytes | None]) -> str:
     return "{" + ",".join("NULL" if v is None else '"\\\\x' + v.hex() + '"' for v in values) + "}"
 
 
-LITERALS: dict[str, Callable[[list[Any]], str]] = {
+LITERALS: dict[str, Callable[[Sequence[Any]], str]] = {
     "numeric": numerics,
     "bigint": bigints,
     "boolean": booleans,

@@ -224,50 +224,57 @@ def _plus_one(position: int | None) -> int | None:
     return None if position is None else position + 1
 
 
-def _order_params(order: Order) -> dict[str, Any]:
+def _order_row(order: Order) -> tuple[Any, ...]:
+    """The order's values in ``_ORDER_COLUMNS``' order (a tuple: the batch transposes them)."""
     fee = order.fee
-    return {
-        "order_id": order.order_id,
-        "market_id": order.market_id,
-        "account_id": order.account_id,
-        "client_order_id": order.client_order_id,
-        "fingerprint": order.fingerprint,
-        "side": order.side.value,
-        "type": order.type.value,
-        "time_in_force": order.time_in_force.value,
-        "post_only": order.post_only,
-        "price": order.price,
-        "stop_price": order.stop_price,
-        "reserve_price": order.reserve_price,
-        "quantity": order.quantity,
-        "remaining": order.remaining,
-        "executed_quote": order.executed_quote,
-        "commission": order.commission,
-        "commission_asset": order.commission_asset,
-        "fee_rule_id": None if fee is None else fee.rule_id,
-        "fee_type": None if fee is None else fee.fee_type.value,
-        "maker_fee": None if fee is None else fee.maker,
-        "taker_fee": None if fee is None else fee.taker,
-        "min_fee": None if fee is None else fee.min_fee,
-        "status": order.status.value,
-        "stop_status": None if order.stop_status is None else order.stop_status.value,
-        "source": order.source,
-        "reject_reason": order.reject_reason,
-        "cancel_reason": order.cancel_reason,
-        "locked_asset": order.locked_asset,
-        "locked_amount": order.locked_amount,
-        "locked_remaining": order.locked_remaining,
-        "hold_tx_id": order.hold_tx_id,
-        "engine_seq": order.engine_seq,
-        "cancellation_date": order.cancellation_date,
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-    }
+    stop_status = order.stop_status
+    return (
+        order.order_id,
+        order.market_id,
+        order.account_id,
+        order.client_order_id,
+        order.fingerprint,
+        order.side.value,
+        order.type.value,
+        order.time_in_force.value,
+        order.post_only,
+        order.price,
+        order.stop_price,
+        order.reserve_price,
+        order.quantity,
+        order.remaining,
+        order.executed_quote,
+        order.commission,
+        order.commission_asset,
+        None if fee is None else fee.rule_id,
+        None if fee is None else fee.fee_type.value,
+        None if fee is None else fee.maker,
+        None if fee is None else fee.taker,
+        None if fee is None else fee.min_fee,
+        order.status.value,
+        None if stop_status is None else stop_status.value,
+        order.source,
+        order.reject_reason,
+        order.cancel_reason,
+        order.locked_asset,
+        order.locked_amount,
+        order.locked_remaining,
+        order.hold_tx_id,
+        order.engine_seq,
+        order.cancellation_date,
+        order.created_at,
+        order.updated_at,
+    )
+
+
+_POSITION = {name: i for i, (name, _) in enumerate(_ORDER_COLUMNS)}
+_EMPTY_COLUMNS: list[tuple[Any, ...]] = [() for _ in _ORDER_COLUMNS]
 
 
 def _columns(orders: Sequence[Order], names: Sequence[str]) -> dict[str, str]:
-    rows = [_order_params(o) for o in orders]
-    return {name: LITERALS[_KINDS[name]]([r[name] for r in rows]) for name in names}
+    """Each named column of ``orders`` as one array literal (rows transposed by ``zip``, in C)."""
+    columns = list(zip(*map(_order_row, orders), strict=True)) or _EMPTY_COLUMNS
+    return {name: LITERALS[_KINDS[name]](columns[_POSITION[name]]) for name in names}
 
 
 def _order(row: Any) -> Order:

@@ -91,8 +91,10 @@ class SqlUnitOfWork:
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
+        # No explicit BEGIN: SQLAlchemy 2 begins the transaction with the first statement (and
+        # savepoint), and the driver sends BEGIN only then. Each explicit begin() was a round of
+        # its async bridge (a greenlet) for nothing; after a commit, a later statement begins anew.
         conn = await self._engine.connect()
-        await conn.begin()
         self._conn = conn
         self.users = SqlUserRepository(conn)
         self.accounts = SqlAccountRepository(conn)
@@ -147,11 +149,9 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.connection.commit()
-        await self.connection.begin()
 
     async def rollback(self) -> None:
         await self.connection.rollback()
-        await self.connection.begin()
 
 
 class SqlDatabase:
