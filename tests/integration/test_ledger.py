@@ -97,6 +97,23 @@ async def test_apply_many_is_ordered_and_multi_asset(ledger: Container) -> None:
     assert (await ledger.ledger.check()).clean
 
 
+async def test_amounts_beyond_28_digits_move_and_sum_exactly(ledger: Container) -> None:
+    """A token with 18 decimals and a 13-digit balance has 31 significant digits, more than
+    Decimal's default context keeps: the ledger's negation, sums and balances must not round."""
+    await ledger.ledger.create_asset("SHIB", "Shiba", 18, AssetType.CRYPTO)
+    shib = AssetId("SHIB")
+    amount = Decimal("1000000000000.123456789012345678")
+    await apply(ledger, deposit(ALICE, "3000000000000.000000000000000001", shib))
+    await apply(
+        ledger,
+        move("transfer", shib, amount, (ALICE, AV), (BOB, AV)),
+        move("transfer", shib, amount, (ALICE, AV), (BOB, AV)),
+    )
+    assert await bal(ledger, BOB, asset=shib) == Decimal("2000000000000.246913578024691356")
+    assert await bal(ledger, ALICE, asset=shib) == Decimal("999999999999.753086421975308645")
+    assert (await ledger.ledger.check()).clean
+
+
 async def test_insufficient_funds_names_the_account_and_applies_nothing(ledger: Container) -> None:
     await apply(ledger, deposit(ALICE, "10"))
     async with ledger.uow() as uow:

@@ -5,21 +5,25 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from bourse.domain.errors import InvalidInput, InvariantViolation
 from bourse.domain.ledger import (
     EXTERNAL,
     FEES,
     HOUSE,
+    MAX_SCALE,
     Bucket,
     LedgerTransaction,
     Posting,
     account_owner,
+    available_changes,
     check_scale,
     is_system,
     move,
 )
-from bourse.domain.values import AssetId
+from bourse.domain.values import AssetId, decimal_places
 
 USDT = AssetId("USDT")
 BTC = AssetId("BTC")
@@ -66,6 +70,44 @@ def test_a_balanced_multi_asset_transaction_is_accepted() -> None:
 def test_unbalanced_or_malformed_transactions_are_refused(postings: tuple[Posting, ...]) -> None:
     with pytest.raises(InvariantViolation):
         LedgerTransaction("bad", postings)
+
+
+def test_trailing_zeros_beyond_the_stored_scale_are_accepted() -> None:
+    """What counts is the places an amount needs, not how it was written."""
+    tx = LedgerTransaction("ok", (p(A, "-1.000000000000000000000000"), p(B, "1")))
+    assert tx.postings[0].amount == Decimal("-1")
+
+
+@settings(max_examples=300)
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, min_value=Decimal("-1E+19"), max_value=Decimal("1E+19")
+    ),
+    st.integers(min_value=0, max_value=8),
+)
+def test_an_amount_is_refused_exactly_when_it_needs_more_places_than_storage_keeps(
+    amount: Decimal, zeros: int
+) -> None:
+    assume(amount != 0)
+    written = Decimal(
+        f"{amount:f}{'' if '.' in f'{amount:f}' else '.'}{'0' * zeros}"
+    )  # same value, more zeros
+    postings = (p(A, str(written.copy_negate())), p(B, str(written)))
+    if decimal_places(amount) > MAX_SCALE:
+        with pytest.raises(InvariantViolation):
+            LedgerTransaction("t", postings)
+    else:
+        assert LedgerTransaction("t", postings).postings[1].amount == amount
+
+
+def test_wide_amounts_are_negated_and_summed_without_the_default_contexts_rounding() -> None:
+    """31 significant digits (Decimal's default context keeps 28)."""
+    amount = Decimal("1000000000000.123456789012345678")
+    tx = move("transfer", USDT, amount, (A, Bucket.AVAILABLE), (B, Bucket.AVAILABLE))
+    assert [p.amount for p in tx.postings] == [amount.copy_negate(), amount]
+    changes = available_changes([tx, tx])
+    assert changes[(B, USDT)] == Decimal("2000000000000.246913578024691356")
+    assert changes[(A, USDT)] == Decimal("-2000000000000.246913578024691356")
 
 
 def test_a_float_amount_is_refused() -> None:

@@ -13,7 +13,7 @@ from bourse.bootstrap import Container
 from bourse.cli.runtime import load_settings, print_json, run_with_container
 from bourse.domain.feeshare import merchant_json, merchant_user_json, parse_day
 from bourse.domain.identity import Principal, Role
-from bourse.domain.values import UserId
+from bourse.domain.values import UserId, normalized
 from bourse.service.context import RequestMeta
 
 merchant_app = typer.Typer(help="Merchants for OTC fee sharing", no_args_is_help=True)
@@ -120,7 +120,7 @@ def show(company_id: str, data_dir: DataDir = None) -> None:
                 **merchant_json(d.merchant),
                 "users": [merchant_user_json(u) for u in d.users],
                 "feePool": [
-                    {"assetId": b.asset, "balance": str(Decimal(b.amount).normalize())} for b in d.fee_pool
+                    {"assetId": b.asset, "balance": str(normalized(Decimal(b.amount)))} for b in d.fee_pool
                 ],
             }
         )

@@ -28,21 +28,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, Decimal, localcontext
 from enum import StrEnum
 from typing import Any
 
 from bourse.domain.errors import InvalidInput, InvariantViolation
 from bourse.domain.ledger import MAX_SCALE
 from bourse.domain.markets import Market
+from bourse.domain.values import EXACT as _EXACT
 from bourse.domain.values import AssetId, decimal_places, format_decimal, parse_decimal
 
 DEFAULT_PROFILE_ID = "default"
 DEFAULT_RULE_ID = "default"
 PROFILE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_PRIORITY = 2**31 - 1
-# Products of NUMERIC(38, 18) amounts and sizes are exact in this precision.
-_EXACT = Context(prec=100)
 
 
 class FeeType(StrEnum):

@@ -27,17 +27,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 from enum import IntEnum
 from typing import Any
 
 from bourse.domain.errors import InvalidInput, NotAuthenticated
+from bourse.domain.values import EXACT as _EXACT
 from bourse.domain.values import AssetId, UserId, decimal_places, format_decimal, parse_decimal
 
 SCALE = 16
 Q16 = Decimal(1).scaleb(-SCALE)
-# Products and quotients of NUMERIC amounts are exact (or exactly rounded once) in this precision.
-_EXACT = Context(prec=100)
 MAX_COMPANY_ID = 2**63 - 1
 MAX_NAME_LENGTH = 128
 ASSET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")

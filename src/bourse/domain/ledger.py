@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bourse.domain.errors import InvalidInput, InvariantViolation
-from bourse.domain.values import AssetId, decimal_places
+from bourse.domain.values import EXACT, AssetId, decimal_places
 
 SYSTEM_PREFIX = "sys:"
 HOUSE = "sys:house"
@@ -33,6 +33,7 @@ MAX_SCALE = 18
 MAX_MAGNITUDE = Decimal(10) ** 20
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_ZERO = Decimal(0)
 
 
 class Bucket(StrEnum):
@@ -51,6 +52,13 @@ def account_owner(account_id: str) -> str:
 
 def is_system(owner: str) -> bool:
     return owner.startswith(SYSTEM_PREFIX)
+
+
+def _too_fine(amount: Decimal) -> bool:
+    """More than MAX_SCALE places once trailing zeros go (normalizing only when the exponent says
+    it may be: most amounts already have MAX_SCALE places or fewer as written)."""
+    exponent = amount.as_tuple().exponent
+    return isinstance(exponent, int) and exponent < -MAX_SCALE and decimal_places(amount) > MAX_SCALE
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +91,12 @@ class LedgerTransaction:
                 raise InvariantViolation(
                     f"posting amount must be a finite non-zero Decimal, got {p.amount!r}", kind=self.kind
                 )
-            if decimal_places(p.amount) > MAX_SCALE or abs(p.amount) >= MAX_MAGNITUDE:
+            if _too_fine(p.amount) or p.amount.copy_abs() >= MAX_MAGNITUDE:
                 raise InvariantViolation(
                     f"posting amount {p.amount} is out of the stored range", kind=self.kind
                 )
-            sums[p.asset] = sums.get(p.asset, Decimal(0)) + p.amount
+            # Exact whatever the caller's context: a rounded sum could pass an unbalanced set.
+            sums[p.asset] = EXACT.add(sums.get(p.asset, _ZERO), p.amount)
         unbalanced = {a: s for a, s in sums.items() if s != 0}
         if unbalanced:
             raise InvariantViolation(
@@ -112,7 +121,7 @@ def move(
     return LedgerTransaction(
         kind=kind,
         postings=(
-            Posting(src[0], asset, src[1], -amount),
+            Posting(src[0], asset, src[1], amount.copy_negate()),
             Posting(dst[0], asset, dst[1], amount),
         ),
         business_key=business_key,
@@ -127,7 +136,7 @@ def available_changes(txs: Iterable[LedgerTransaction]) -> dict[tuple[str, str],
         for p in tx.postings:
             if p.bucket == Bucket.AVAILABLE:
                 key = (p.owner, p.asset)
-                changes[key] = changes.get(key, Decimal(0)) + p.amount
+                changes[key] = EXACT.add(changes.get(key, _ZERO), p.amount)
     return changes
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bourse.domain.errors import InvalidInput
 from bourse.domain.orders import OrderType, Side, TimeInForce, is_stop
-from bourse.domain.values import parse_decimal
+from bourse.domain.values import normalized, parse_decimal
 
 MAX_CLIENT_ORDER_ID = 64
 SOURCE_MANUAL = "Manual"
@@ -54,7 +54,7 @@ class OrderRequest:
 
 
 def _canon(value: Decimal | None) -> str:
-    return "" if value is None else format(value.normalize(), "f")
+    return "" if value is None else format(normalized(value), "f")
 
 
 # Each enum's members by value: iterating an enum class walks its members through a generator,

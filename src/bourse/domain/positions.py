@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, localcontext
 from enum import StrEnum
 
 from bourse.domain.errors import InsufficientFunds, InvalidInput, InvariantViolation
@@ -37,12 +37,10 @@ from bourse.domain.ledger import FEES, HOUSE, Bucket, LedgerTransaction, Posting
 from bourse.domain.ledger import account_owner as ledger_owner
 from bourse.domain.markets import Market
 from bourse.domain.orders import Side
-from bourse.domain.values import AccountId, AssetId
+from bourse.domain.values import EXACT, AccountId, AssetId
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-# Products and quotients of NUMERIC(38, 18) values: far more digits than Decimal's default 28.
-EXACT = Context(prec=100)
 
 FILL_KIND = "position.fill"
 # A netting increase's average entry keeps this many decimals (what NUMERIC(38, 18) stores).

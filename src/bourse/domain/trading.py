@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any, NamedTuple
 
 from bourse.domain.audit import AuditEntry
@@ -60,11 +60,9 @@ from bourse.domain.orders import (
     TimeInForce,
     is_stop,
 )
-from bourse.domain.values import AccountId, AssetId
+from bourse.domain.values import EXACT, AccountId, AssetId, normalized
 
 ZERO = Decimal(0)
-# Amounts are NUMERIC(38, 18): products and sums of them need more digits than Decimal's default 28.
-EXACT = Context(prec=100)
 
 HOLD_KIND = "order.hold"
 TRADE_KIND = "trade"
@@ -186,8 +184,8 @@ class Order:
         executed = self.executed
         if executed <= 0:
             return None
-        return (
-            (self.executed_quote / executed).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN).normalize()
+        return normalized(
+            (self.executed_quote / executed).quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN)
         )
 
 
@@ -330,7 +328,7 @@ def hold_transaction(order: Order) -> LedgerTransaction:
     return LedgerTransaction(
         kind=HOLD_KIND,
         postings=(
-            Posting(owner, order.locked_asset, Bucket.AVAILABLE, -amount),
+            Posting(owner, order.locked_asset, Bucket.AVAILABLE, amount.copy_negate()),
             Posting(owner, order.locked_asset, Bucket.LOCKED, amount),
         ),
         business_key=f"order:{order.order_id}:hold",
@@ -349,7 +347,7 @@ def release_transaction(order: Order) -> LedgerTransaction | None:
     return LedgerTransaction(
         kind=RELEASE_KIND,
         postings=(
-            Posting(owner, order.locked_asset, Bucket.LOCKED, -amount),
+            Posting(owner, order.locked_asset, Bucket.LOCKED, amount.copy_negate()),
             Posting(owner, order.locked_asset, Bucket.AVAILABLE, amount),
         ),
         business_key=f"order:{order.order_id}:release",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import NewType
 
 from bourse.domain.errors import InvalidInput
@@ -11,6 +11,12 @@ UserId = NewType("UserId", int)
 AccountId = NewType("AccountId", str)
 AssetId = NewType("AssetId", str)
 RequestId = NewType("RequestId", str)
+
+# Enough digits for every amount the platform stores (NUMERIC(38, 18)) and for the product of
+# two. Decimal's default context keeps 28 significant digits, and normalize(), negation, sums
+# and products in it round larger amounts silently (a 13-digit token balance with 18 decimals
+# has 31).
+EXACT = Context(prec=100)
 
 
 def parse_decimal(value: object, field: str) -> Decimal:
@@ -26,8 +32,14 @@ def parse_decimal(value: object, field: str) -> Decimal:
     return number
 
 
+def normalized(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros, never rounded (``Decimal.normalize()`` rounds to the
+    current context's precision)."""
+    return value.normalize(EXACT)
+
+
 def decimal_places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
+    exponent = normalized(value).as_tuple().exponent
     assert isinstance(exponent, int)
     return max(0, -exponent)
 
@@ -36,5 +48,5 @@ def format_decimal(value: Decimal) -> str:
     """Plain notation (never 1E+2), without trailing zeros beyond the integer part."""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
+    text = format(normalized(value), "f")
     return text

@@ -53,7 +53,7 @@ from bourse.domain.triggers import (
     trigger_values,
     validate_trailing_rate,
 )
-from bourse.domain.values import AccountId, AssetId
+from bourse.domain.values import AccountId, AssetId, normalized
 from bourse.service import hedging
 from bourse.service.context import RequestMeta
 from bourse.service.derivatives_context import Contract, Rates, selected_assets
@@ -410,11 +410,11 @@ async def record_deficit(
         "positionId": deficit.position_id,
         "orderId": None if deficit.order_id is None else str(deficit.order_id),
         "assetId": deficit.asset,
-        "amount": format(rest.normalize(), "f"),
+        "amount": format(normalized(rest), "f"),
         "kind": deficit.kind.value,
-        "seized": [{"assetId": s.asset, "amount": format(s.amount.normalize(), "f")} for s in seizures],
+        "seized": [{"assetId": s.asset, "amount": format(normalized(s.amount), "f")} for s in seizures],
     }
-    took = "; ".join(f"{format(s.amount.normalize(), 'f')} {s.asset}" for s in seizures)
+    took = "; ".join(f"{format(normalized(s.amount), 'f')} {s.asset}" for s in seizures)
     if rest <= 0:
         await uow.notifications.add_admin(
             admin_notification(

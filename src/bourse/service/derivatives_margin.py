@@ -20,7 +20,7 @@ from bourse.domain.margin import isolated_level, margin_call_due, margin_state, 
 from bourse.domain.notifications import TraderNotificationType, trader_notification
 from bourse.domain.positions import ZERO, CloseReason, MarginType, Position
 from bourse.domain.pricing import PriceUnavailable
-from bourse.domain.values import AccountId, AssetId, UserId, format_decimal
+from bourse.domain.values import AccountId, AssetId, UserId, format_decimal, normalized
 from bourse.service.context import RequestMeta
 from bourse.service.derivatives_base import SYSTEM_ACTOR, _adjusted
 from bourse.service.derivatives_book import closed_something
@@ -358,7 +358,7 @@ class DerivativesMargin(DerivativesPositions):
                     f"asset:{asset.id}",
                     meta.request_id,
                     meta.ip,
-                    {"ratio": format(ratio.normalize(), "f")},
+                    {"ratio": format(normalized(ratio), "f")},
                 )
             )
             await uow.commit()

@@ -30,7 +30,7 @@ from bourse.domain.positions import (
 )
 from bourse.domain.pricing import DealerQuote
 from bourse.domain.triggers import TriggerValues, trigger_values, validate_trailing_rate
-from bourse.domain.values import AccountId
+from bourse.domain.values import AccountId, normalized
 from bourse.service.context import RequestMeta
 from bourse.service.derivatives_base import MAX_LIMIT, DerivativesBase, _adjusted
 from bourse.service.derivatives_book import book_price, place_in_book
@@ -433,7 +433,7 @@ class DerivativesOrders(DerivativesBase):
                     "marketId": order.market_id,
                     "side": order.side.value,
                     "orderType": order.type.value,
-                    "lots": format(order.lots.normalize(), "f"),
+                    "lots": format(normalized(order.lots), "f"),
                     "status": order.status.value,
                     "reason": order.reason.value,
                     "positionId": order.position_id,

@@ -32,7 +32,7 @@ from bourse.domain.positions import (
     round_to,
 )
 from bourse.domain.pricing import DealerQuote
-from bourse.domain.values import AccountId
+from bourse.domain.values import AccountId, normalized
 from bourse.service.context import RequestMeta
 from bourse.service.derivatives_base import MAX_LIMIT, SYSTEM_ACTOR
 from bourse.service.derivatives_book import close_in_book
@@ -398,7 +398,7 @@ class DerivativesPositions(DerivativesOrders):
             assert lots is not None
             self._check_close_lots(c, position, lots)
             share = round_to(lots * 100 / position.lots, PERCENT_SCALE, ROUND_HALF_EVEN)
-        return lots.normalize(), share.normalize()
+        return normalized(lots), normalized(share)
 
     # --- executions and closed positions -----------------------------------------------------
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from bourse.domain.errors import BusinessRejection
 from bourse.domain.orders import OrderStatus, OrderType, Side, StopStatus, TimeInForce
 from bourse.domain.positions import CloseReason, MarginType
-from bourse.domain.values import AccountId, AssetId
+from bourse.domain.values import AccountId, AssetId, normalized
 
 ZERO = Decimal(0)
 LIVE = frozenset({OrderStatus.STARTED, OrderStatus.PLACED, OrderStatus.PARTIALLY_FILLED})
@@ -155,7 +155,7 @@ class DerivativeOrderRequest:
 
 
 def _canon(value: Decimal | None) -> str:
-    return "" if value is None else format(value.normalize(), "f")
+    return "" if value is None else format(normalized(value), "f")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
 import weakref
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import and_, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -61,7 +61,7 @@ from bourse.domain.ledger import (
     is_system,
     move,
 )
-from bourse.domain.values import AssetId
+from bourse.domain.values import EXACT, AssetId
 
 AccountKey = tuple[str, str, str]  # owner, asset, bucket
 
@@ -196,9 +196,9 @@ class _Batch:
                 key = (p.owner, str(p.asset), str(p.bucket))
                 amount = p.amount
                 self.rows.append((ord_, key, amount))
-                net[key] = net.get(key, _ZERO) + amount
+                net[key] = EXACT.add(net.get(key, _ZERO), amount)
                 if amount < 0 and not is_system(key[0]):
-                    debits[key] = debits.get(key, _ZERO) + amount
+                    debits[key] = EXACT.add(debits.get(key, _ZERO), amount)
         self.net = net
         self.debits = debits
 
@@ -217,7 +217,7 @@ class _Batch:
 
     def first_overdraft(self, before: dict[AccountKey, Decimal]) -> AccountKey | None:
         """The first user account that goes negative when the transactions apply in order."""
-        if all(before[k] + d >= 0 for k, d in self.debits.items()):
+        if all(EXACT.add(before[k], d) >= 0 for k, d in self.debits.items()):
             return None  # even all debits and no credit leave every balance covered
         running = dict(before)
         rows = self.rows
@@ -226,7 +226,7 @@ class _Batch:
             ord_, touched = rows[i][0], []
             while i < len(rows) and rows[i][0] == ord_:
                 _, key, amount = rows[i]
-                running[key] += amount
+                running[key] = EXACT.add(running[key], amount)
                 touched.append(key)
                 i += 1
             # Checked after each whole transaction: its own legs may net out on one account.
@@ -236,7 +236,8 @@ class _Batch:
         return None
 
     def write_params(self, ids: dict[AccountKey, int]) -> dict[str, Any]:
-        rows = self.rows
+        ords, keys, amounts = zip(*self.rows, strict=True)
+        account_id = ids.__getitem__
         return {
             # Every array travels as one literal that PostgreSQL parses (``array_literals``):
             # asyncpg's own array encoding checks each element (numerics cost ~8x as much).
@@ -244,17 +245,21 @@ class _Batch:
             "keys": texts([tx.business_key for tx in self.txs]),
             "details": texts(
                 [
-                    json.dumps(dict(tx.details), default=_json_default) if tx.details else None
+                    orjson.dumps(
+                        dict(tx.details), default=_json_default, option=orjson.OPT_NON_STR_KEYS
+                    ).decode()
+                    if tx.details
+                    else None
                     for tx in self.txs
                 ]
             ),
             # Every touched account, also one whose net delta is zero: it is locked all the same.
-            "a_id": bigints([ids[k] for k in self.net]),
+            "a_id": bigints(map(account_id, self.net)),
             "a_delta": numerics(self.net.values()),
-            "p_ord": bigints([r[0] for r in rows]),
-            "p_account": bigints([ids[r[1]] for r in rows]),
-            "p_asset": texts([r[1][1] for r in rows]),
-            "p_amount": numerics(r[2] for r in rows),
+            "p_ord": bigints(ords),
+            "p_account": bigints(map(account_id, keys)),
+            "p_asset": texts([k[1] for k in keys]),
+            "p_amount": numerics(amounts),
         }
 
 

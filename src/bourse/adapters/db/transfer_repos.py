@@ -17,7 +17,7 @@ from bourse.domain.callbacks import (
     DeliveryState,
 )
 from bourse.domain.transfers import Transfer, TransferStatus, TransferType
-from bourse.domain.values import AccountId, AssetId
+from bourse.domain.values import AccountId, AssetId, normalized
 
 
 def _transfer(row: object) -> Transfer:
@@ -29,7 +29,7 @@ def _transfer(row: object) -> Transfer:
         asset_id=AssetId(m["asset_id"]),
         type=TransferType(m["type"]),
         status=TransferStatus(m["status"]),
-        amount=m["amount"].normalize(),
+        amount=normalized(m["amount"]),
         hold_id=m["hold_id"],
         callback_url=m["callback_url"],
         created_at=m["created_at"],

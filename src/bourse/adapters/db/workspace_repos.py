@@ -23,7 +23,7 @@ from bourse.domain.notifications import (
     PriceCondition,
     Trade,
 )
-from bourse.domain.values import AccountId, UserId
+from bourse.domain.values import AccountId, UserId, normalized
 from bourse.domain.workspace import Layout, Template, Theme, UiSettings, parse_tabs, tabs_json
 
 
@@ -300,7 +300,7 @@ def _alert(m: Any) -> PriceAlert:
         uid=UserId(m["uid"]),
         account_id=AccountId(m["account_id"]),
         market_id=m["market_id"],
-        price=Decimal(m["price"]).normalize(),
+        price=normalized(Decimal(m["price"])),
         condition=PriceCondition(m["condition"]),
         after_trade_id=m["after_trade_id"],
         created_at=m["created_at"],
@@ -424,7 +424,7 @@ class SqlPriceAlertRepository:
         )
         fired = [
             FiredAlert(
-                _alert(r._mapping), r.fired_trade_id, Decimal(r.fired_price).normalize(), r.account_name
+                _alert(r._mapping), r.fired_trade_id, normalized(Decimal(r.fired_price)), r.account_name
             )
             for r in rows
         ]
