@@ -119,20 +119,22 @@ def settle_payment(
     what neither covers is the deficit (nothing is posted for it). None when nothing moves."""
     if available < 0 or margin < 0:
         raise InvariantViolation("available and margin cannot be negative", available=str(available))
-    if amount_signed >= 0:
-        from_available, from_margin = amount_signed, Decimal(0)
-    else:
-        owed = -amount_signed
-        from_available = -min(owed, available)
-        from_margin = min(owed + from_available, margin)
-    deficit = -amount_signed + from_available - from_margin if amount_signed < 0 else Decimal(0)
+    with localcontext(EXACT):  # the caller's context may round (a job's is Python's default)
+        if amount_signed >= 0:
+            from_available, from_margin = amount_signed, Decimal(0)
+        else:
+            owed = -amount_signed
+            from_available = -min(owed, available)
+            from_margin = min(owed + from_available, margin)
+        deficit = -amount_signed + from_available - from_margin if amount_signed < 0 else Decimal(0)
+        house = -from_available + from_margin
     if from_available == 0 and from_margin == 0:
         return None, from_margin, deficit
-    postings = [Posting(HOUSE, asset, Bucket.AVAILABLE, -from_available + from_margin)]
+    postings = [Posting(HOUSE, asset, Bucket.AVAILABLE, house)]
     if from_available:
         postings.append(Posting(account_owner, asset, Bucket.AVAILABLE, from_available))
     if from_margin:
-        postings.append(Posting(account_owner, asset, Bucket.MARGIN, -from_margin))
+        postings.append(Posting(account_owner, asset, Bucket.MARGIN, from_margin.copy_negate()))
     tx = LedgerTransaction(
         kind=kind,
         postings=tuple(postings),

@@ -488,7 +488,7 @@ async def _seize(
         return []
     postings = []
     for t in taken:
-        postings.append(Posting(owner, t.asset_id, Bucket.AVAILABLE, -t.amount))
+        postings.append(Posting(owner, t.asset_id, Bucket.AVAILABLE, t.amount.copy_negate()))
         postings.append(Posting(HOUSE, t.asset_id, Bucket.AVAILABLE, t.amount))
     tx = LedgerTransaction(
         kind=SEIZURE_KIND,

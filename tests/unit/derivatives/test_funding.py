@@ -108,3 +108,18 @@ def test_a_charge_beyond_available_is_paid_from_the_positions_margin_before_any_
     # a payment the trader receives never touches margin
     tx, from_margin, deficit = settle_payment(OWNER, USDT, D("0.4"), D(0), "f:3", margin=D(20))
     assert (from_margin, deficit) == (D(0), D(0))
+
+
+def test_a_charge_of_more_digits_than_the_default_context_keeps_is_taken_exactly():
+    # 31 significant digits; Python's default decimal context (28) would round the house's leg
+    owed = D("1000000000000.123456789012345678")
+    tx, from_margin, deficit = settle_payment(
+        OWNER, USDT, owed.copy_negate(), D("600000000000.000000000000000001"), "f:wide", margin=owed
+    )
+    assert deficit == 0 and from_margin == D("400000000000.123456789012345677")
+    assert tx is not None
+    assert {(p.owner, p.bucket, p.amount) for p in tx.postings} == {
+        (HOUSE, Bucket.AVAILABLE, owed),
+        (OWNER, Bucket.AVAILABLE, D("-600000000000.000000000000000001")),
+        (OWNER, Bucket.MARGIN, D("-400000000000.123456789012345677")),
+    }
