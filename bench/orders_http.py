@@ -201,6 +201,30 @@ machine's speed moves the same way), orders/s +8 to +22 % within each pair. An e
 three pairs with the edge, orjson and the first literals (before the C-level builders), on a
 faster spell: 2,033-2,422 orders/s, p99 44.9-49.6 ms (every run under 50), server / load
 generator 6.93-7.35 against 7.69-8.00. The goal (3,000/s, p99 < 50 ms) is still not met here.
+
+Round 9 (session 6; the machine at its noisiest: within one set of pairs the minimal endpoint ran
+at 3,970-7,810 req/s and this load generator's CPU per request moved 0.054-0.084 ms). Compared by
+instructions as well: ``bench/orders_instructions.py`` counts the user-space instructions per order
+of the same path in process under callgrind (no sockets or uvicorn; a rerun of the same code within
+~1.5 %). What changed: FastAPI 0.165's own OpenTelemetry asked the three OpenTelemetry providers,
+through ``os.environ``, whether they were configured on every request (``telemetry=`` off now; the
+edge keeps the metrics); the batch's order columns come from one tuple per order transposed by
+``zip`` (a 35-key dict per order and 35 comprehensions before), the ledger write's rows likewise
+and its details through orjson; ``SqlUnitOfWork`` no longer calls ``begin()`` on entry and after
+each commit (SQLAlchemy 2 begins with the first statement): three greenlet rounds less per batch,
+each of which also mapped and unmapped a 16 KB frame stack (strace: about one mmap/munmap pair per
+order). The ledger's sums became exact in any decimal context (``EXACT.add``), ~1 % back.
+
+    version           instructions/order   server / load generator (3 pairs)  orders/s     p99 ms
+    before (2a60697)  1,443-1,450k         6.96-7.63 (7.30)                    1082-2041    50-121
+    after             1,337-1,350k         6.67-6.91 (6.82)                    946-1743     59-189
+
+Instructions per order -7 %, server CPU per order against the load generator's -6.6 %; orders/s
+and p99 moved with the machine (its minimal endpoint halved within the set). Measured on the way
+(strace on the loaded server): per order about one read and one writev (uvloop already sends a
+response's head and body in one writev: a transport coalescing them, tried, changed nothing),
+and one getpid (CPython 3.11's ``get_running_loop`` checks the pid; negligible). The goal is
+still not met: on this machine 3,000/s would need about half of today's server CPU per order.
 """
 
 from __future__ import annotations
