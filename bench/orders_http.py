@@ -209,8 +209,9 @@ of the same path in process under callgrind (no sockets or uvicorn; a rerun of t
 ~1.5 %). What changed: FastAPI 0.165's own OpenTelemetry asked the three OpenTelemetry providers,
 through ``os.environ``, whether they were configured on every request (``telemetry=`` off now; the
 edge keeps the metrics); the batch's order columns come from one tuple per order transposed by
-``zip`` (a 35-key dict per order and 35 comprehensions before), the ledger write's rows likewise
-and its details through orjson; ``SqlUnitOfWork`` no longer calls ``begin()`` on entry and after
+``zip`` (a 35-key dict per order and 35 comprehensions before), the ledger write's details
+through orjson (its rows by ``zip`` too, undone: with an iterator per row, a thousand per batch
+there, bench/ledger.py's collector ran far more often, 0.84 -> 0.70x); ``SqlUnitOfWork`` no longer calls ``begin()`` on entry and after
 each commit (SQLAlchemy 2 begins with the first statement): three greenlet rounds less per batch,
 each of which also mapped and unmapped a 16 KB frame stack (strace: about one mmap/munmap pair per
 order). The ledger's sums became exact in any decimal context (``EXACT.add``), ~1 % back. Then
