@@ -29,16 +29,15 @@ def cast(param: str, kind: str) -> str:
     return f"CAST(CAST(:{param} AS text) AS {kind}[])"
 
 
-def numerics(values: Iterable[Decimal | None]) -> str:
-    """``str`` of a Decimal is exact and has no comma, brace, quote or space to escape; no
-    Decimal's text contains "None", so ``str(None)`` is turned into NULL after the join (all in C,
+def _unquoted(values: Iterable[Decimal | int | None]) -> str:
+    """``str`` of a Decimal or an int is exact and has no comma, brace, quote or space to escape;
+    neither's text contains "None", so ``str(None)`` is turned into NULL after the join (all in C,
     no Python step per element)."""
     return "{" + ",".join(map(str, values)).replace("None", "NULL") + "}"
 
 
-def bigints(values: Iterable[int | None]) -> str:
-    # Only ints come here (what ``int`` renders never contains "None").
-    return "{" + ",".join(map(str, values)).replace("None", "NULL") + "}"
+numerics: Callable[[Iterable[Decimal | None]], str] = _unquoted
+bigints: Callable[[Iterable[int | None]], str] = _unquoted
 
 
 _BOOLEANS = {True: "t", False: "f", None: "NULL"}
