@@ -4,11 +4,13 @@
 
 Seeds a scratch database (USDT, ``--users`` funded users, one service token), starts
 ``bourse serve`` on 127.0.0.1 (rate limit off, log level WARNING) and drives
-``PUT /ext-orders/create`` with httpx at ``--concurrency`` connections in two phases:
+``PUT /ext-orders/create`` at ``--concurrency`` keep-alive connections (the lean HTTP/1.1
+client of ``_http.py``) in two phases:
 "spread" (each create for a random user) and "hot" (every create for one user, so
 all of them queue on that user's balance rows). Each phase stops after ``--requests``
 creates or ``--seconds``, whichever comes first; the first 5 % are warm-up and not
-timed. Prints creates/s and p50/p99 latency per phase and checks afterwards that
+timed. Prints creates/s, p50/p99 latency and the server's and the load generator's CPU
+per create for each phase, and checks afterwards that
 every create answered code 1 and the stakes add up. Uses BOURSE_DATABASE_URL if
 set (creating a scratch database there), else the embedded server under var/bench-pg.
 """
@@ -17,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from _http import cpu_seconds, free_port, start_bourse  # noqa: E402
+from _http import cpu_seconds, free_port, latency_summary, read_response, start_bourse, wait_ready  # noqa: E402
 from _scratch import plain, scratch_database  # noqa: E402
 
 from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
@@ -77,25 +77,24 @@ async def seed(url: str, users: int) -> tuple[list[str], str]:
         await container.aclose()
 
 
-async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(base_url=base) as client:
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise SystemExit(
-                    f"bourse serve exited: {server.stderr.read().decode() if server.stderr else ''}"
-                )
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit("bourse serve did not become ready in 60 s")
+def create_request(token: str, ext_request_id: str, username: str) -> bytes:
+    body = json.dumps(
+        {
+            "extRequestId": ext_request_id,
+            "username": username,
+            "currency": "USDT",
+            "amount": AMOUNT,
+            "bonusAmount": "0",
+        }
+    ).encode()
+    return (
+        f"PUT /ext-orders/create HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 async def phase(
-    base: str,
+    port: int,
     token: str,
     usernames: list[str],
     requests: int,
@@ -104,8 +103,6 @@ async def phase(
     tag: str,
     server_pid: int,
 ) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     rng = random.Random(tag)
     next_id = iter(range(requests))
     warmup = max(1, requests // 20)
@@ -114,50 +111,38 @@ async def phase(
     started: list[float] = []
     stop_at = time.monotonic() + seconds
     cpu_at_start: list[float] = []
+    client_cpu_at_start: list[float] = []
 
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
             for i in next_id:
                 if time.monotonic() > stop_at:
                     return
                 if i == warmup:
                     started.append(time.perf_counter())
                     cpu_at_start.append(cpu_seconds(server_pid))
-                body = {
-                    "extRequestId": f"{tag}-{i}",
-                    "username": rng.choice(usernames),
-                    "currency": "USDT",
-                    "amount": AMOUNT,
-                    "bonusAmount": "0",
-                }
+                    client_cpu_at_start.append(time.process_time())
                 t0 = time.perf_counter()
-                r = await client.put("/ext-orders/create", json=body)
+                writer.write(create_request(token, f"{tag}-{i}", rng.choice(usernames)))
+                status, body = await read_response(reader)
                 elapsed = time.perf_counter() - t0
-                code = (
-                    r.json().get("code")
-                    if r.headers.get("content-type", "").startswith("application/json")
-                    else r.status_code
-                )
+                code = json.loads(body).get("code") if body.startswith(b"{") else status
                 codes[code] = codes.get(code, 0) + 1
                 if i >= warmup:
                     latencies.append(elapsed)
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started[0] if started else float("nan")
     server_cpu = cpu_seconds(server_pid) - cpu_at_start[0] if cpu_at_start else float("nan")
-    latencies.sort()
+    client_cpu = time.process_time() - client_cpu_at_start[0] if client_cpu_at_start else float("nan")
     return {
         "tag": tag,
         "sent": sum(codes.values()),
         "codes": codes,
-        "timed": len(latencies),
-        "rate": len(latencies) / wall if latencies else 0.0,
-        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
-        "server_cpu_ms": 1000 * server_cpu / len(latencies) if latencies else float("nan"),
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        if latencies
-        else float("nan"),
+        **latency_summary(latencies, wall, server_cpu=server_cpu, client_cpu=client_cpu),
     }
 
 
@@ -194,11 +179,10 @@ async def bench(url: str, args: argparse.Namespace) -> None:
         port = free_port()
         with tempfile.TemporaryDirectory(prefix="bourse-bench-") as data_dir:
             server = start_bourse(url, port, data_dir)
-            base = f"http://127.0.0.1:{port}"
-            await wait_ready(base, server)
+            await wait_ready(port, server)
             results = [
                 await phase(
-                    base,
+                    port,
                     token,
                     usernames,
                     args.requests,
@@ -208,7 +192,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
                     server.pid,
                 ),
                 await phase(
-                    base,
+                    port,
                     token,
                     usernames[:1],
                     args.requests,
@@ -229,7 +213,7 @@ async def bench(url: str, args: argparse.Namespace) -> None:
         for r in results:
             print(
                 f"  {r['tag']:>6}: {r['rate']:8.1f} creates/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                f"server CPU {r['server_cpu_ms']:5.2f} ms/create  ({r['timed']} timed of {r['sent']} sent; codes {r['codes']})"
+                f"server CPU {r['server_cpu_ms']:5.2f} ms/create, load generator {r['client_cpu_ms']:4.2f}  ({r['timed']} timed of {r['sent']} sent; codes {r['codes']})"
             )
         ok = all(set(r["codes"]) == {1} for r in results)
         consistent = staked == Decimal(AMOUNT) * sent and stored == sent

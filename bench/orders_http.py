@@ -238,7 +238,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -252,7 +251,7 @@ from pydantic import BaseModel, ConfigDict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from _http import cpu_seconds, free_port, start_bourse  # noqa: E402
+from _http import cpu_seconds, free_port, latency_summary, read_response, start_bourse, wait_ready  # noqa: E402
 from _scratch import scratch_database  # noqa: E402
 
 from bourse.adapters.crypto import Argon2PasswordHasher  # noqa: E402
@@ -391,34 +390,6 @@ def serve_baseline(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, proxy_headers=False)
 
 
-async def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited: {server.stderr.read().decode() if server.stderr else ''}")
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n")
-            status, _ = await read_response(reader)
-            writer.close()
-            if status == 200:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("server did not become ready in 60 s")
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    return status, await reader.readexactly(length)
-
-
 def order_request(token: str, account: str, rng: random.Random) -> bytes:
     side = "Buy" if rng.random() < 0.5 else "Sell"
     # Buys a little below 100 and sells a little above rest; the overlap trades.
@@ -492,20 +463,12 @@ async def phase(
     cpu = cpu_seconds(pid) - cpu_at_start[0] if cpu_at_start else float("nan")
     db_cpu = postgres_cpu_seconds() - db_cpu_at_start[0] if db_cpu_at_start else float("nan")
     client_cpu = time.process_time() - client_cpu_at_start[0] if client_cpu_at_start else float("nan")
-    latencies.sort()
-    n = len(latencies)
     return {
         "tag": tag,
         "sent": sum(codes.values()),
         "codes": codes,
         "statuses": bodies,
-        "timed": n,
-        "rate": n / wall if n else 0.0,
-        "p50_ms": 1000 * statistics.median(latencies) if n else float("nan"),
-        "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else float("nan"),
-        "cpu_ms": 1000 * cpu / n if n else float("nan"),
-        "db_cpu_ms": 1000 * db_cpu / n if n else float("nan"),
-        "client_cpu_ms": 1000 * client_cpu / n if n else float("nan"),
+        **latency_summary(latencies, wall, cpu=cpu, db_cpu=db_cpu, client_cpu=client_cpu),
     }
 
 

@@ -176,7 +176,7 @@ def build(
     markets = MarketService(uow, clock, bus)
     marketdata = MarketDataService(uow, clock, bus)
     mailer = make_mailer(settings)
-    credentials = CredentialService(uow, cipher)
+    credentials = CredentialService(uow, cipher, clock)
     reports = ReportService(
         uow,
         clock,

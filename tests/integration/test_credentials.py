@@ -23,6 +23,7 @@ from bourse.domain.errors import (
     PermissionDenied,
 )
 from bourse.domain.identity import ServiceCaller
+from bourse.service.credentials import SERVICE_CALLER_TTL_SECONDS
 from tests.conftest import FAST_HASHER, FakeClock, bearer, make_settings
 
 
@@ -85,6 +86,25 @@ async def test_service_token_authenticates_until_revoked(container: Container) -
     assert (await container.credentials.authenticate_service(again.token)).name == "wallet"
     with pytest.raises(NotAuthenticated):
         await container.credentials.authenticate_service(new.token)
+
+
+async def test_a_revoke_made_elsewhere_acts_within_the_cache_ttl(
+    container: Container, clock: FakeClock
+) -> None:
+    new = await container.credentials.create_service_token("wallet")
+    assert (await container.credentials.authenticate_service(new.token)).name == "wallet"
+    # Another process (the CLI, another server) revokes it: this one may serve it for the TTL...
+    async with container.engine.begin() as conn:
+        await conn.execute(text("UPDATE service_tokens SET revoked_at = now() WHERE name = 'wallet'"))
+    assert (await container.credentials.authenticate_service(new.token)).name == "wallet"
+    # ... and not a moment longer.
+    clock.advance(seconds=SERVICE_CALLER_TTL_SECONDS)
+    with pytest.raises(NotAuthenticated):
+        await container.credentials.authenticate_service(new.token)
+    # A refusal is never remembered: a token restored in the database is accepted again.
+    async with container.engine.begin() as conn:
+        await conn.execute(text("UPDATE service_tokens SET revoked_at = NULL WHERE name = 'wallet'"))
+    assert (await container.credentials.authenticate_service(new.token)).name == "wallet"
 
 
 async def test_service_token_input_is_checked(container: Container) -> None:

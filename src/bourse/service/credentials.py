@@ -3,6 +3,12 @@
 Both are random and shown once. Service tokens are stored as a SHA-256 digest:
 they carry 256 bits of entropy, so a slow hash adds nothing. App secrets are
 stored encrypted, because the server needs them back to verify HMAC signs.
+
+A service token's caller is remembered for at most ``SERVICE_CALLER_TTL_SECONDS``, as a
+person's bearer token is (ADR 0003): an external product sends the same token with
+every stake, and reading it back was a unit of work of its own per request. A revoke
+made by this service drops every remembered caller at once; one made elsewhere (the
+CLI, another server process) acts within the TTL.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from bourse.domain.audit import AuditAction, AuditEntry
 from bourse.domain.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from bourse.domain.identity import SERVICE_SCOPES, ServiceCaller
 from bourse.service.context import RequestMeta
-from bourse.service.ports import SecretCipher, UnitOfWorkFactory
+from bourse.service.ports import Clock, SecretCipher, UnitOfWorkFactory
 
 SERVICE_TOKEN_PREFIX = "bst_"
+SERVICE_CALLER_TTL_SECONDS = 2.0
+_MAX_CALLERS = 10_000
 
 
 def digest(token: str) -> bytes:
@@ -36,10 +44,49 @@ class NewAppKey:
     secret: str
 
 
+class _ServiceCallers:
+    """Token digest -> (valid until, as a POSIX timestamp; the caller). Only accepted tokens."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[bytes, tuple[float, ServiceCaller]] = {}
+        # Bumped by every revoke: a lookup that read the database before the revoke committed
+        # must not put its answer back afterwards.
+        self.generation = 0
+
+    def get(self, key: bytes, now: float) -> ServiceCaller | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if now >= entry[0]:
+            del self._entries[key]
+            return None
+        return entry[1]
+
+    def put(self, key: bytes, caller: ServiceCaller, now: float, generation: int) -> None:
+        if self.ttl <= 0 or generation != self.generation:
+            return
+        if len(self._entries) >= _MAX_CALLERS:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl, caller)
+
+    def forget_all(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
 class CredentialService:
-    def __init__(self, uow: UnitOfWorkFactory, cipher: SecretCipher) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        cipher: SecretCipher,
+        clock: Clock,
+        caller_ttl: float = SERVICE_CALLER_TTL_SECONDS,
+    ) -> None:
         self._uow = uow
         self._cipher = cipher
+        self._clock = clock
+        self._callers = _ServiceCallers(caller_ttl)
 
     async def create_service_token(
         self,
@@ -89,15 +136,24 @@ class CredentialService:
                 )
             )
             await uow.commit()
+        self._callers.forget_all()
 
     async def authenticate_service(self, token: str) -> ServiceCaller:
         if not token.startswith(SERVICE_TOKEN_PREFIX):
             raise NotAuthenticated("not a service token")
+        key = digest(token)
+        now = self._clock.now().timestamp()
+        cached = self._callers.get(key, now)
+        if cached is not None:
+            return cached
+        generation = self._callers.generation
         async with self._uow() as uow:
-            record = await uow.service_tokens.by_hash(digest(token))
+            record = await uow.service_tokens.by_hash(key)
         if record is None or record.revoked:
             raise NotAuthenticated("unknown or revoked service token")
-        return ServiceCaller(record.id, record.name, record.scopes)
+        caller = ServiceCaller(record.id, record.name, record.scopes)
+        self._callers.put(key, caller, now, generation)
+        return caller
 
     async def create_app_key(
         self, company_id: str, meta: RequestMeta | None = None, actor: str = "admin"

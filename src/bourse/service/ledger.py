@@ -37,17 +37,12 @@ async def audit_money_moved(
     **details: Any,
 ) -> None:
     """The audit entry for one ledger transaction (also for hold place/post/void)."""
+    await uow.audit.append(_money_moved(actor, subject, meta, {"tx_id": tx_id, "kind": kind, **details}))
+
+
+def _money_moved(actor: str, subject: str, meta: RequestMeta | None, details: dict[str, Any]) -> AuditEntry:
     meta = meta or RequestMeta()
-    await uow.audit.append(
-        AuditEntry(
-            actor,
-            AuditAction.MONEY_MOVED,
-            subject,
-            meta.request_id,
-            meta.ip,
-            {"tx_id": tx_id, "kind": kind, **details},
-        )
-    )
+    return AuditEntry(actor, AuditAction.MONEY_MOVED, subject, meta.request_id, meta.ip, details)
 
 
 def _postings(tx: LedgerTransaction) -> list[dict[str, str]]:
@@ -73,6 +68,16 @@ async def post(
         postings=_postings(tx),
     )
     return tx_id
+
+
+async def post_for_rollback(
+    uow: UnitOfWork, tx: LedgerTransaction, *, actor: str, subject: str, meta: RequestMeta | None = None
+) -> int:
+    """``post`` in one round trip and without a savepoint (``LedgerRepository.post_audited``), for a
+    use case that rolls its whole unit of work back on any error and runs it again on a retryable
+    Conflict. The same transaction and audit entry as ``post``."""
+    details = {"kind": tx.kind, "business_key": tx.business_key, "postings": _postings(tx)}
+    return await uow.ledger.post_audited(tx, _money_moved(actor, subject, meta, details))
 
 
 async def post_many(

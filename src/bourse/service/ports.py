@@ -239,6 +239,14 @@ class LedgerRepository(Protocol):
         to be run again."""
         ...
 
+    async def post_audited(self, tx: LedgerTransaction, entry: AuditEntry) -> int:
+        """Post ``tx`` and append ``entry`` with ``tx_id`` added to its details, in one round trip
+        once the accounts are known; the transaction's id. As ``apply_many(..., savepoint=False)``:
+        for a caller that rolls back on any error and runs again on a retryable Conflict. A refused
+        overdraft may come without the account's details (owner, asset, bucket): a caller that
+        needs them asks ``apply`` again in a new unit of work."""
+        ...
+
     async def balance(self, owner: str, asset: AssetId, bucket: str) -> Decimal: ...
     async def balances(self, owner: str) -> list[Balance]:
         """Every (asset, bucket) the owner ever had a posting in, zero balances included, sorted by
@@ -296,8 +304,23 @@ class ExtRequestRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class WalletLookup:
+    """What an ext request finds before it moves money; each part None when it does not exist."""
+
+    stored: ExtRequestRecord | None  # the same (caller, extRequestId) seen before
+    uid: UserId | None
+    user_active: bool
+    account_id: AccountId | None  # the user's default account
+    asset_scale: int | None  # the currency's, when it is one
+
+
 class ExtRequestRepository(Protocol):
     async def get(self, caller_id: int, ext_request_id: str) -> ExtRequestRecord | None: ...
+    async def lookup(self, caller_id: int, ext_request_id: str, username: str, currency: str) -> WalletLookup:
+        """The stored request, the user, their default account and the currency, in one read."""
+        ...
+
     async def reserve(self, record: ExtRequestRecord) -> bool:
         """Insert unless (caller_id, ext_request_id) exists; False (nothing written) when it does.
         Waits for a concurrent insert of the same key to finish first; InProgress if that takes too long."""

@@ -4,6 +4,13 @@ Each call is one unit of work. The stored ext request (caller, extRequestId) is
 inserted before the ledger transaction and committed with it, so a request
 either moved money and is remembered, or did neither. A concurrent duplicate
 waits on that row's unique key and then replays the stored response.
+
+A request costs four round trips: one read of everything it needs (a stored twin, the
+user, their wallet, the currency), the insert of the request, the ledger write with its
+audit row, the commit. That ledger write has no savepoint, so any failure rolls the
+whole unit of work back; when the ledger asks for another run (its remembered account
+ids went stale, a deadlock) the request runs again from the start, and an overdraft it
+refused without naming the account runs again on the ledger's path that names it.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bourse.domain.errors import InsufficientFunds, InvariantViolation, NotFound
+from bourse.domain.errors import Conflict, InsufficientFunds, InvariantViolation, NotFound
 from bourse.domain.identity import ServiceCaller
 from bourse.domain.ledger import check_scale
 from bourse.domain.wallet import (
@@ -27,10 +34,16 @@ from bourse.domain.wallet import (
     success_response,
 )
 from bourse.service.context import RequestMeta
-from bourse.service.ledger import post
+from bourse.service.ledger import post, post_for_rollback
 from bourse.service.ports import Clock, ExtRequestRecord, UnitOfWorkFactory
 
 EXT_ORDERS_SCOPE = "ext-orders"
+# Runs of one request's unit of work when the ledger asks for another (retryable Conflict).
+ATTEMPTS = 3
+
+
+class _UnnamedShortfall(Exception):
+    """The one-round-trip ledger write refused an overdraft without naming the account."""
 
 
 class WalletService:
@@ -62,30 +75,51 @@ class WalletService:
         """Apply a request once; a repeat gets the stored response (same request) or a conflict."""
         caller.require_scope(EXT_ORDERS_SCOPE)
         fingerprint = request.fingerprint()
+        precise = False
+        attempt = 1
+        while True:
+            try:
+                return await self._apply_once(caller, request, meta, fingerprint, precise)
+            except _UnnamedShortfall:
+                # Refusals are rare: run again on the ledger's slower path, which names the account.
+                precise = True
+            except Conflict as exc:
+                # Remembered ledger account ids gone stale, a deadlock: nothing was kept, run again.
+                if exc.details.get("retryable") is not True or attempt >= ATTEMPTS:
+                    raise
+                attempt += 1
+
+    async def _apply_once(
+        self,
+        caller: ServiceCaller,
+        request: ExtRequest,
+        meta: RequestMeta,
+        fingerprint: bytes,
+        precise: bool,
+    ) -> Mapping[str, Any]:
         async with self._uow() as uow:
-            stored = await uow.ext_requests.get(caller.token_id, request.ext_request_id)
-            if stored is not None:
-                return _replay(stored, fingerprint)
-            user = await uow.users.get_by_username(request.username)
+            found = await uow.ext_requests.lookup(
+                caller.token_id, request.ext_request_id, request.username, request.currency
+            )
+            if found.stored is not None:
+                return _replay(found.stored, fingerprint)
             # A disabled user may still get staked money back, but stakes no more.
-            if user is None or (not user.is_active and request.type is ExtRequestType.CREATE):
+            if found.uid is None or (not found.user_active and request.type is ExtRequestType.CREATE):
                 raise UnknownUser(f"no user {request.username!r}", field="username")
-            account = await uow.accounts.default_for_user(user.uid)
-            if account is None:
+            if found.account_id is None:
                 raise UnknownUser(f"user {request.username!r} has no wallet", field="username")
-            asset = await uow.assets.get(request.currency)
-            if asset is None:
+            if found.asset_scale is None:
                 raise UnknownCurrency(f"no currency {request.currency!r}", field="currency")
             for name, amount in request.amounts.items():
-                check_scale(amount, asset.scale, name)
+                check_scale(amount, found.asset_scale, name)
 
             now = self._clock.now()
             record = ExtRequestRecord(
                 caller_id=caller.token_id,
                 ext_request_id=request.ext_request_id,
                 type=request.type,
-                uid=user.uid,
-                account_id=account.account_id,
+                uid=found.uid,
+                account_id=found.account_id,
                 currency=request.currency,
                 request=dict(request.sent),
                 fingerprint=fingerprint,
@@ -99,11 +133,18 @@ class WalletService:
                     raise InvariantViolation("ext request vanished after a duplicate insert")
                 return _replay(stored, fingerprint)
 
-            tx = ledger_transaction(request, account.account_id, caller.token_id)
+            tx = ledger_transaction(request, found.account_id, caller.token_id)
+            actor, subject = f"service:{caller.name}", f"user:{found.uid}"
             try:
-                await post(uow, tx, actor=f"service:{caller.name}", subject=f"user:{user.uid}", meta=meta)
+                if precise:
+                    await post(uow, tx, actor=actor, subject=subject, meta=meta)
+                else:
+                    await post_for_rollback(uow, tx, actor=actor, subject=subject, meta=meta)
             except InsufficientFunds as exc:
-                if exc.details.get("bucket") in over_release_buckets(request.type):
+                bucket = exc.details.get("bucket")
+                if bucket is None and not precise:
+                    raise _UnnamedShortfall from exc
+                if bucket in over_release_buckets(request.type):
                     raise OverRelease(
                         f"{request.type.value} releases more than is staked", **exc.details
                     ) from exc

@@ -187,6 +187,74 @@ async def test_every_money_movement_is_audited(client, container, wallet, game):
     ]
     after = await balances(container, wallet)
     assert after["available"] == Decimal(1005) and after["stake"] == 0 and after["house"] == Decimal(-5)
+    # Each entry names its own ledger transaction and postings, whether it was written with the
+    # ledger write (accounts already known) or after it (the first use of an account).
+    async with container.engine.connect() as conn:
+        entries = (
+            await conn.execute(
+                text(
+                    "SELECT a.details, a.request_id, t.business_key, "
+                    "(SELECT count(*) FROM ledger_postings p WHERE p.tx_id = t.id) AS postings "
+                    "FROM audit_log a JOIN ledger_transactions t ON t.id = CAST(a.details->>'tx_id' AS bigint) "
+                    "WHERE a.action = 'money.moved' AND a.details->>'business_key' LIKE 'ext:%' ORDER BY a.id"
+                )
+            )
+        ).all()
+    assert len(entries) == 3
+    for entry in entries:
+        assert entry.business_key == entry.details["business_key"]
+        assert entry.postings == len(entry.details["postings"]) >= 2
+        assert entry.request_id
+
+
+async def test_a_conflict_that_outlasts_the_runs_is_11000008_and_applies_nothing(
+    client, container, wallet, game, monkeypatch
+):
+    from bourse.adapters.db.ledger_repos import SqlLedgerRepository
+    from bourse.domain.errors import Conflict
+    from bourse.service.wallet import ATTEMPTS
+
+    runs = []
+
+    async def deadlocked(self, tx, entry):
+        runs.append(tx.business_key)
+        raise Conflict("concurrent ledger update, retry", retryable=True)
+
+    monkeypatch.setattr(SqlLedgerRepository, "post_audited", deadlocked)
+    r = await client.put("/ext-orders/create", json=create_body("d-1", "10"), headers=game)
+    assert_error(r, 409, 11000008)
+    assert len(runs) == ATTEMPTS
+    assert (await balances(container, wallet))["stake"] == 0
+    assert_error(await client.get("/ext-orders/d-1", headers=game), 404, 11000004)
+    monkeypatch.undo()
+    assert_success(await client.put("/ext-orders/create", json=create_body("d-1", "10"), headers=game))
+    assert (await balances(container, wallet))["stake"] == Decimal(10)
+
+
+async def test_a_remembered_ledger_account_that_is_gone_runs_the_request_again(
+    client, container, wallet, game
+):
+    from bourse.adapters.db import ledger_repos
+    from bourse.domain.ledger import account_owner
+
+    assert_success(await client.put("/ext-orders/create", json=create_body("k-1", "10"), headers=game))
+    known = ledger_repos._KNOWN[container.engine.sync_engine]
+    key = (account_owner(wallet), "USDT", "stake")
+    real = known.ids[key]
+    known.ids[key] = 10**15  # as if the account's creation had been rolled back after it was learnt
+    assert_success(await client.put("/ext-orders/create", json=create_body("k-2", "15"), headers=game))
+    assert known.ids[key] == real
+    after = await balances(container, wallet)
+    assert after["stake"] == Decimal(25) and after["available"] == Decimal(975)
+    async with container.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT count(*) FROM ext_requests"))).scalar_one()
+        moved = (
+            await conn.execute(
+                text("SELECT count(*) FROM ledger_transactions WHERE business_key LIKE 'ext:%'")
+            )
+        ).scalar_one()
+    assert (stored, moved) == (2, 2)
+    await assert_ledger_clean(container)
 
 
 async def test_settlement_win_and_bonus_legs(client, container, wallet, game):

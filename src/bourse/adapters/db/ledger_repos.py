@@ -39,6 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bourse.adapters.db import ledger_tables as lt
 from bourse.adapters.db.array_literals import bigints, numerics, texts
+from bourse.adapters.db.tables import audit_log
+from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import (
     BourseError,
     Conflict,
@@ -128,6 +130,13 @@ class LedgerTail(NamedTuple):
 
 
 _TAIL_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+# ``post_audited``'s tail: the audit row as SqlAuditLog writes it, with the transaction's id.
+_AUDIT_CTE = (
+    "a AS (INSERT INTO audit_log (actor, action, subject, request_id, ip, details) "
+    "SELECT :a_actor, :a_action, :a_subject, :a_request_id, :a_ip, "
+    "jsonb_build_object('tx_id', (SELECT id FROM src WHERE ord = 1)) || CAST(:a_details AS jsonb))"
+)
 
 
 def _with_tail(tail: LedgerTail) -> Any:
@@ -373,6 +382,34 @@ class SqlLedgerRepository:
             raise translate(e) or e from e
         known.learn(database, ids)
         return tx_ids
+
+    async def post_audited(self, tx: LedgerTransaction, entry: AuditEntry) -> int:
+        """``tx`` and its audit entry (``entry.details`` plus ``tx_id``) in one round trip when the
+        accounts are known, as ``apply_many(..., savepoint=False)`` (the caller rolls back on any
+        error and runs again on a retryable Conflict); the transaction's id."""
+        params = {
+            "a_actor": entry.actor,
+            "a_action": entry.action.value,
+            "a_subject": entry.subject,
+            "a_request_id": entry.request_id,
+            "a_ip": entry.ip,
+            "a_details": orjson.dumps(entry.details).decode(),
+        }
+        written = await self.write_with((tx,), LedgerTail(_AUDIT_CTE, "1 AS audited", params))
+        if written is not None:
+            return written[0][0]
+        tx_id = (await self.apply_many((tx,), savepoint=False))[0]
+        await self._c.execute(
+            insert(audit_log).values(
+                actor=entry.actor,
+                action=entry.action.value,
+                subject=entry.subject,
+                request_id=entry.request_id,
+                ip=entry.ip,
+                details={"tx_id": tx_id, **entry.details},
+            )
+        )
+        return tx_id
 
     async def write_with(
         self, txs: Sequence[LedgerTransaction], tail: LedgerTail

@@ -12,7 +12,7 @@ from bourse.adapters.db.wallet_tables import ext_requests as t
 from bourse.domain.errors import InProgress
 from bourse.domain.values import AccountId, AssetId, UserId
 from bourse.domain.wallet import ExtRequestType
-from bourse.service.ports import ExtRequestRecord
+from bourse.service.ports import ExtRequestRecord, WalletLookup
 
 # How long a request waits for a concurrent one with the same extRequestId to finish
 # before answering "in progress" rather than holding the caller's connection.
@@ -57,6 +57,26 @@ class SqlExtRequestRepository:
         ).first()
         return _record(row) if row else None
 
+    async def lookup(self, caller_id: int, ext_request_id: str, username: str, currency: str) -> WalletLookup:
+        row = (
+            await self._c.execute(
+                _LOOKUP,
+                {
+                    "caller_id": caller_id,
+                    "ext_request_id": ext_request_id,
+                    "username": username,
+                    "currency": currency,
+                },
+            )
+        ).one()
+        return WalletLookup(
+            stored=None if row.caller_id is None else _record(row),
+            uid=None if row.user_uid is None else UserId(row.user_uid),
+            user_active=bool(row.user_active),
+            account_id=None if row.default_account is None else AccountId(row.default_account),
+            asset_scale=row.asset_scale,
+        )
+
     async def reserve(self, record: ExtRequestRecord) -> bool:
         params = {
             "wait": str(int(DUPLICATE_WAIT_MS)),
@@ -87,6 +107,23 @@ class SqlExtRequestRepository:
 # this transaction), insert unless the key exists, and put the previous lock_timeout back.
 # The CTE runs before the row is inserted, RETURNING after; when nothing is inserted the
 # bound stays for the rest of this transaction, which then only reads the stored row.
+# Everything a request needs to know before it moves money, in one round trip instead of four:
+# the stored request (a repeat), the user, the user's default account (one at most, by a unique
+# index) and the currency. Each part is NULL when missing; the one-row ``one`` keeps the row.
+_LOOKUP = text(
+    """
+    SELECT r.caller_id, r.ext_request_id, r.type, r.uid, r.account_id, r.currency, r.request,
+           r.fingerprint, r.response, r.created_at,
+           u.uid AS user_uid, u.is_active AS user_active, a.account_id AS default_account,
+           s.scale AS asset_scale
+      FROM (SELECT 1) AS one
+      LEFT JOIN ext_requests r ON r.caller_id = :caller_id AND r.ext_request_id = :ext_request_id
+      LEFT JOIN users u ON u.username = :username
+      LEFT JOIN accounts a ON a.uid = u.uid AND a.is_default
+      LEFT JOIN assets s ON s.id = :currency
+    """
+)
+
 _RESERVE = text(
     """
     WITH bound AS MATERIALIZED (

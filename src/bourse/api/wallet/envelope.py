@@ -51,8 +51,11 @@ ERROR_CODES: tuple[tuple[type[e.BourseError], WalletCode], ...] = (
     (e.NotAuthenticated, UNAUTHORIZED),
     (e.PermissionDenied, FORBIDDEN),
     (e.NotFound, NOT_FOUND),
-    (e.Conflict, CONFLICT),
+    (w.ExtRequestConflict, CONFLICT),
     (e.InProgress, IN_PROGRESS),
+    # Any other conflict (the ledger asked for more runs than the wallet makes, a deadlock): nothing
+    # was applied and the same request may be sent again, as after a long wait on a twin.
+    (e.Conflict, IN_PROGRESS),
     (e.TooManyRequests, TOO_MANY_REQUESTS),
     (e.BusinessRejection, REJECTED),
 )
