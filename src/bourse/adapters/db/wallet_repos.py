@@ -103,10 +103,6 @@ class SqlExtRequestRepository:
         return inserted is not None
 
 
-# One round trip: bound the wait for a concurrent twin's transaction (lock_timeout, local to
-# this transaction), insert unless the key exists, and put the previous lock_timeout back.
-# The CTE runs before the row is inserted, RETURNING after; when nothing is inserted the
-# bound stays for the rest of this transaction, which then only reads the stored row.
 # Everything a request needs to know before it moves money, in one round trip instead of four:
 # the stored request (a repeat), the user, the user's default account (one at most, by a unique
 # index) and the currency. Each part is NULL when missing; the one-row ``one`` keeps the row.
@@ -124,6 +120,10 @@ _LOOKUP = text(
     """
 )
 
+# One round trip: bound the wait for a concurrent twin's transaction (lock_timeout, local to
+# this transaction), insert unless the key exists, and put the previous lock_timeout back.
+# The CTE runs before the row is inserted, RETURNING after; when nothing is inserted the
+# bound stays for the rest of this transaction, which then only reads the stored row.
 _RESERVE = text(
     """
     WITH bound AS MATERIALIZED (
