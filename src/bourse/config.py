@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         default=(),
         description="host[:port] entries a transfer callbackUrl may point at despite being private",
     )
-    db_pool_size: int = 10
+    db_pool_size: int = 32
     background_jobs: bool = Field(
         default=True, description="run background jobs (transfer callback delivery) in the API process"
     )
