@@ -144,7 +144,7 @@ def build(
     def uow() -> UnitOfWork:
         return SqlUnitOfWork(engine)
 
-    trading_db = make_engine(url, ENGINE_POOL_SIZE)
+    trading_db = make_engine(url, ENGINE_POOL_SIZE, max_overflow=2 * ENGINE_POOL_SIZE)
 
     def trading_uow() -> UnitOfWork:
         return SqlUnitOfWork(trading_db)
