@@ -48,6 +48,7 @@ from bourse.service.ports import Clock, EventBus, Mailer, PasswordHasher, UnitOf
 from bourse.service.price_alerts import PriceAlertService
 from bourse.service.pricing import PricingService
 from bourse.service.reports import ReportService
+from bourse.service.security_epoch import SecurityEpoch
 from bourse.service.trading import TradingService
 from bourse.service.transfers import TransferService
 from bourse.service.wallet import WalletService
@@ -149,6 +150,8 @@ def build(
     def trading_uow() -> UnitOfWork:
         return SqlUnitOfWork(trading_db)
 
+    # One read of the security epoch a second serves both kinds of kept token resolutions.
+    epoch = SecurityEpoch(uow)
     identity = IdentityService(
         uow,
         clock,
@@ -167,6 +170,7 @@ def build(
             max_failures_per_ip=settings.login_max_failures_per_ip,
             window=timedelta(seconds=settings.login_failure_window_seconds),
         ),
+        epoch=epoch,
     )
     callback_policy = CallbackPolicy(settings.callback_allowlist)
     limits = settings.rate_limit_per_second
@@ -176,7 +180,7 @@ def build(
     markets = MarketService(uow, clock, bus)
     marketdata = MarketDataService(uow, clock, bus)
     mailer = make_mailer(settings)
-    credentials = CredentialService(uow, cipher, clock)
+    credentials = CredentialService(uow, cipher, clock, epoch)
     reports = ReportService(
         uow,
         clock,

@@ -57,3 +57,13 @@ def test_a_full_cache_starts_over_and_a_zero_ttl_caches_nothing() -> None:
     off = PrincipalCache(ttl=0)
     off.put("a", ALICE, now=0.0, expires_at=60.0, generation=off.generation)
     assert off.get("a", 0.0) is None
+
+
+def test_forgetting_all_drops_every_entry_and_refuses_answers_read_before() -> None:
+    cache = PrincipalCache()
+    cache.put("a", ALICE, now=0.0, expires_at=60.0, generation=cache.generation)
+    taken = cache.generation
+    cache.forget_all()  # the security epoch moved
+    assert cache.get("a", 1.0) is None
+    cache.put("b", BOB, now=0.0, expires_at=60.0, generation=taken)
+    assert cache.get("b", 1.0) is None

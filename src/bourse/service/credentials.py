@@ -4,11 +4,12 @@ Both are random and shown once. Service tokens are stored as a SHA-256 digest:
 they carry 256 bits of entropy, so a slow hash adds nothing. App secrets are
 stored encrypted, because the server needs them back to verify HMAC signs.
 
-A service token's caller is remembered for at most ``SERVICE_CALLER_TTL_SECONDS``, as a
-person's bearer token is (ADR 0003): an external product sends the same token with
-every stake, and reading it back was a unit of work of its own per request. A revoke
-made by this service drops every remembered caller at once; one made elsewhere (the
-CLI, another server process) acts within the TTL.
+A service token's caller is remembered as a person's bearer token is (ADR 0003): an
+external product sends the same token with every stake, and reading it back was a unit
+of work of its own per request. A revoke made by this service drops every remembered
+caller at once; one made elsewhere (the CLI, another server process) moves the security
+epoch and acts within a second (``SecurityEpoch``). ``SERVICE_CALLER_TTL_SECONDS`` is
+only a backstop.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from bourse.domain.errors import Conflict, InvalidInput, NotAuthenticated, NotFo
 from bourse.domain.identity import SERVICE_SCOPES, ServiceCaller
 from bourse.service.context import RequestMeta
 from bourse.service.ports import Clock, SecretCipher, UnitOfWorkFactory
+from bourse.service.security_epoch import SecurityEpoch
 
 SERVICE_TOKEN_PREFIX = "bst_"
-SERVICE_CALLER_TTL_SECONDS = 2.0
+SERVICE_CALLER_TTL_SECONDS = 60.0
 _MAX_CALLERS = 10_000
 
 
@@ -81,12 +83,15 @@ class CredentialService:
         uow: UnitOfWorkFactory,
         cipher: SecretCipher,
         clock: Clock,
+        epoch: SecurityEpoch | None = None,
         caller_ttl: float = SERVICE_CALLER_TTL_SECONDS,
     ) -> None:
         self._uow = uow
         self._cipher = cipher
         self._clock = clock
         self._callers = _ServiceCallers(caller_ttl)
+        self._epoch = epoch if epoch is not None else SecurityEpoch(uow)
+        self._epoch.on_change(self._callers.forget_all)
 
     async def create_service_token(
         self,
@@ -143,6 +148,7 @@ class CredentialService:
             raise NotAuthenticated("not a service token")
         key = digest(token)
         now = self._clock.now().timestamp()
+        await self._epoch.check(now)
         cached = self._callers.get(key, now)
         if cached is not None:
             return cached

@@ -24,6 +24,7 @@ from bourse.service.ports import (
     UserRecord,
 )
 from bourse.service.principal_cache import PrincipalCache
+from bourse.service.security_epoch import SecurityEpoch
 
 DEFAULT_GROUP = "default"
 DEFAULT_ACCOUNT_TYPE = "Hedging"
@@ -71,6 +72,7 @@ class IdentityService:
         otp: OneTimePasswords,
         policy: LoginPolicy,
         principals: PrincipalCache | None = None,
+        epoch: SecurityEpoch | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -80,6 +82,8 @@ class IdentityService:
         self._otp = otp
         self._policy = policy
         self._principals = principals if principals is not None else PrincipalCache()
+        self._epoch = epoch if epoch is not None else SecurityEpoch(uow)
+        self._epoch.on_change(self._principals.forget_all)
         # Verified against for unknown usernames, so both paths cost one argon2 verification.
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
 
@@ -267,9 +271,11 @@ class IdentityService:
         return True
 
     async def authenticate(self, token: str) -> Principal:
-        """The token's user with their roles, unless revoked or disabled. Remembered for a few
-        seconds (``PrincipalCache``): changes made through this service apply at once."""
+        """The token's user with their roles, unless revoked or disabled. Remembered until the
+        security epoch moves (``PrincipalCache``, ``SecurityEpoch``): changes made through this
+        service apply at once, changes made elsewhere within a second."""
         now = self._clock.now().timestamp()
+        await self._epoch.check(now)
         cached = self._principals.get(token, now)
         if cached is not None:
             return cached

@@ -163,6 +163,12 @@ class AppKeyRecord:
 
 
 class UserRepository(Protocol):
+    async def security_epoch(self) -> int:
+        """A counter that moves whenever who a token stands for may have changed (a user's username
+        or active flag, roles, revoked tokens, a service token's revocation), in that change's
+        transaction."""
+        ...
+
     async def add(
         self, username: str, email: str | None, phone: str | None, password_hash: str, group: str
     ) -> UserId: ...

@@ -1,13 +1,14 @@
-"""Who a bearer token stands for, remembered for a few seconds.
+"""Who a bearer token stands for, remembered while nothing about it can have changed.
 
 Resolving a token costs a signature check and a database round trip (user, roles,
 revocation); a trader's client sends the same token many times a second. An entry
-lives at most ``ttl`` seconds and never past the token's own expiry, so:
+lives at most ``ttl`` seconds and never past the token's own expiry, and:
 
 - a change made in this process (logout, role granted or revoked) drops the user's
   entries at once (``forget_user``), and the next request reads the database;
-- a change made elsewhere (the CLI, another server process, SQL) applies within
-  ``ttl`` seconds, the staleness bound documented in ADR 0003.
+- a change made elsewhere (the CLI, another server process, SQL) moves the database's
+  security epoch, and ``SecurityEpoch`` drops every entry (``forget_all``) within a
+  second of it: the staleness bound documented in ADR 0003. ``ttl`` is only a backstop.
 
 Only successful resolutions are kept: a refused token is checked again every time.
 Each entry lives a random time between ``ttl / 2`` and ``ttl``: clients that started
@@ -22,7 +23,7 @@ import random
 from bourse.domain.identity import Principal
 from bourse.domain.values import UserId
 
-DEFAULT_TTL_SECONDS = 2.0
+DEFAULT_TTL_SECONDS = 60.0
 MAX_ENTRIES = 100_000
 
 
@@ -65,6 +66,11 @@ class PrincipalCache:
         self._generation += 1
         for token in self._by_user.pop(uid, ()):
             self._entries.pop(token, None)
+
+    def forget_all(self) -> None:
+        """Drop every entry, and refuse the answers of lookups that read the database before."""
+        self._generation += 1
+        self.clear()
 
     def clear(self) -> None:
         self._entries.clear()

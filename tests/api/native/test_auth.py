@@ -20,6 +20,7 @@ from bourse.api.common.auth import require
 from bourse.bootstrap import Container, build
 from bourse.domain.identity import Operation, Principal, Role
 from bourse.service.principal_cache import DEFAULT_TTL_SECONDS
+from bourse.service.security_epoch import DEFAULT_INTERVAL_SECONDS as EPOCH_INTERVAL
 from tests.conftest import FAST_HASHER, FakeClock, bearer, login, make_settings
 
 SECRET = make_settings().jwt_secret.get_secret_value()
@@ -257,17 +258,53 @@ async def test_disabled_user_token_stops_working(client: httpx.AsyncClient, cont
 async def test_a_change_made_by_another_process_applies_within_the_cache_bound(
     client: httpx.AsyncClient, container: Container, clock: FakeClock
 ) -> None:
-    # A resolved token is remembered for PrincipalCache.ttl seconds (ADR 0003): SQL here stands for
-    # the CLI or another server process, whose changes this process cannot see being made.
+    # A resolved token is remembered until the security epoch moves, read at most once a second
+    # (ADR 0003): SQL here stands for the CLI or another server process, whose changes this
+    # process cannot see being made.
     created = await container.identity.create_user("alice", "alice-pass-1")
     token = await login(client, "alice", "alice-pass-1")
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
     async with container.engine.begin() as conn:
         await conn.execute(text("UPDATE users SET is_active = false WHERE uid = :u"), {"u": created.user.uid})
-    clock.advance(seconds=DEFAULT_TTL_SECONDS * 0.4)  # entries live between ttl / 2 and ttl
+    clock.advance(seconds=EPOCH_INTERVAL * 0.9)
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
-    clock.advance(seconds=DEFAULT_TTL_SECONDS * 0.6)
+    clock.advance(seconds=EPOCH_INTERVAL * 0.1)
     assert (await client.get("/auth/me", headers=bearer(token))).status_code == 401
+
+
+async def test_a_kept_token_is_not_looked_up_again_while_nothing_changes(
+    client: httpx.AsyncClient, container: Container, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bourse.adapters.db.identity_repos import SqlUserRepository
+
+    await container.identity.create_user("alice", "alice-pass-1")
+    await container.identity.create_user("bob", "bob-pass-123")
+    token = await login(client, "alice", "alice-pass-1")
+    lookups = []
+    real = SqlUserRepository.token_owner
+
+    async def counted(self, uid, jti):
+        lookups.append(uid)
+        return await real(self, uid, jti)
+
+    monkeypatch.setattr(SqlUserRepository, "token_owner", counted)
+    # Requests over half the TTL (an entry lives between ttl / 2 and ttl), the epoch read each time:
+    # one lookup in all.
+    for _ in range(3):
+        assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
+        clock.advance(seconds=DEFAULT_TTL_SECONDS / 2 / 3 - 0.01)
+    assert len(lookups) == 1
+    # Another user's change moves the epoch too: everything kept is looked up again once.
+    async with container.engine.begin() as conn:
+        await conn.execute(text("UPDATE users SET is_active = false WHERE username = 'bob'"))
+    clock.advance(seconds=EPOCH_INTERVAL)
+    assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
+    assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
+    assert len(lookups) == 2
+    # The entry's own TTL ends it too, with nothing changed.
+    clock.advance(seconds=DEFAULT_TTL_SECONDS)
+    assert (await client.get("/auth/me", headers=bearer(token))).status_code == 200
+    assert len(lookups) == 3
 
 
 async def test_a_cached_token_is_refused_at_once_after_logout_or_a_revoked_role(

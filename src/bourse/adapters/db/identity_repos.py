@@ -65,6 +65,9 @@ _TOKEN_OWNER = select(
 ).where(t.users.c.uid == bindparam("uid"))
 
 
+_SECURITY_EPOCH = select(t.security_epoch.c.epoch).where(t.security_epoch.c.id == 1)
+
+
 class SqlUserRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._c = conn
@@ -132,6 +135,9 @@ class SqlUserRepository:
 
     async def ensure_group(self, name: str) -> None:
         await self._c.execute(pg_insert(t.user_groups).values(name=name).on_conflict_do_nothing())
+
+    async def security_epoch(self) -> int:
+        return int((await self._c.execute(_SECURITY_EPOCH)).scalar_one())
 
     async def token_owner(self, uid: UserId, jti: str) -> TokenOwner | None:
         # One round trip per authenticated request: user, roles and revocation together.

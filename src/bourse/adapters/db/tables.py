@@ -9,6 +9,7 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     func,
@@ -124,6 +126,16 @@ login_failures = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_login_failures_username_at", "username", "at"),
     Index("ix_login_failures_ip_at", "ip", "at"),
+)
+
+# One row: the counter that triggers move on every change to who a token stands for (users'
+# username and is_active, roles, revoked tokens, service tokens' revocation); migration 0024.
+security_epoch = Table(
+    "security_epoch",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False),
+    CheckConstraint("id = 1", name="one_row"),
 )
 
 service_tokens = Table(
