@@ -228,6 +228,19 @@ and p99 moved with the machine (its minimal endpoint halved within the set). Mea
 response's head and body in one writev: a transport coalescing them, tried, changed nothing),
 and one getpid (CPython 3.11's ``get_running_loop`` checks the pid; negligible). The goal is
 still not met: on this machine 3,000/s would need about half of today's server CPU per order.
+
+Round 10 (session 7; the minimal endpoint at 6,017-7,451 req/s). Kept token resolutions no longer
+expire every 2 s: they are dropped when the database's security epoch moves (migration 0024,
+``service/security_epoch.py``, read once a second). Before, each of the 64 traders' tokens was
+looked up again every 1-2 s, ~40 units of work a second. Three alternating pairs against b42fd3a:
+server CPU per order over the load generator's 6.65 -> 6.48 (mean; -2.5 %, about this machine's
+noise; the arithmetic says ~4 %), 1,576-2,128 against 1,600-1,712 orders/s, p99 48-63 against
+56-63 ms. Instructions per order unchanged (1,307k; the meter never saw the refreshes). Where the
+server's time goes now (perf, cpu-clock, whole machine): 81 % of the server process is libpython
+(``_PyEval_EvalFrameDefault`` alone 26 %), 9 % the kernel; the Python profile is flat. All the CPU
+an order costs, every process counted, is 0.75-0.87 ms here, so both cores fully busy would carry
+~2,300-2,700 orders/s: 3,000/s on this machine needs less work per order on both sides, not
+better use of the cores.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ Prints user-space instructions per order and the orders' statuses. The same comm
 worktrees compares two versions: a rerun of the same code gives the same count within ~1.5 %.
 
 What it does not see: the kernel (socket and database I/O, page faults), uvicorn's HTTP
-parsing, and any time-based work: the caches that expire by the clock (principal 2 s, market
-1 s, margin view 1 s) are lengthened, as under valgrind's ~50x slowdown they would otherwise
-expire every few dozen orders instead of every thousand. Needs valgrind (on every machine here).
+parsing, and any time-based work: the caches that expire by the clock (principal 60 s, market
+1 s, margin view 1 s) and the security epoch's once-a-second read are lengthened, as under
+valgrind's ~50x slowdown they would otherwise come every few dozen orders instead of every
+thousand. Needs valgrind (on every machine here).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ async def _drive(
     bourse.service.trading.MARKET_TTL_SECONDS = 1e9
     bourse.service.derivatives_base.MAY_HOLD_TTL_SECONDS = 1e9
     container.identity._principals.ttl = 1e9
+    container.identity._epoch.interval = 1e9
     statuses: dict[str, int] = {}
     rngs = [random.Random(f"instructions-{w}") for w in range(concurrency)]
 
