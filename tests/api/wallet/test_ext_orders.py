@@ -13,6 +13,7 @@ from sqlalchemy import text
 from bourse.adapters.db import wallet_repos
 from bourse.adapters.ratelimit import LimitsRateLimiter
 from bourse.api.app import create_app
+from bourse.api.wallet import envelope
 from bourse.domain.errors import PermissionDenied
 from bourse.domain.identity import ServiceCaller
 from bourse.domain.wallet import ExtRequestType, parse_request
@@ -229,6 +230,9 @@ async def test_a_conflict_that_outlasts_the_runs_is_11000008_and_applies_nothing
     monkeypatch.undo()
     assert_success(await client.put("/ext-orders/create", json=create_body("d-1", "10"), headers=game))
     assert (await balances(container, wallet))["stake"] == Decimal(10)
+    # A conflict nobody asked to retry keeps its own code.
+    assert envelope.code_of(Conflict("business key used")) is envelope.CONFLICT
+    assert envelope.code_of(Conflict("deadlock", retryable=True)) is envelope.IN_PROGRESS
 
 
 async def test_a_remembered_ledger_account_that_is_gone_runs_the_request_again(

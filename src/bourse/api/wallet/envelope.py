@@ -51,11 +51,8 @@ ERROR_CODES: tuple[tuple[type[e.BourseError], WalletCode], ...] = (
     (e.NotAuthenticated, UNAUTHORIZED),
     (e.PermissionDenied, FORBIDDEN),
     (e.NotFound, NOT_FOUND),
-    (w.ExtRequestConflict, CONFLICT),
+    (e.Conflict, CONFLICT),
     (e.InProgress, IN_PROGRESS),
-    # Any other conflict (the ledger asked for more runs than the wallet makes, a deadlock): nothing
-    # was applied and the same request may be sent again, as after a long wait on a twin.
-    (e.Conflict, IN_PROGRESS),
     (e.TooManyRequests, TOO_MANY_REQUESTS),
     (e.BusinessRejection, REJECTED),
 )
@@ -66,6 +63,10 @@ def now_ms() -> int:
 
 
 def code_of(error: e.BourseError) -> WalletCode:
+    if isinstance(error, e.Conflict) and error.details.get("retryable") is True:
+        # The ledger asked for more runs than the wallet makes (a deadlock, say): nothing was
+        # applied and the same request may be sent again, as after a long wait on a twin.
+        return IN_PROGRESS
     return next((code for kind, code in ERROR_CODES if isinstance(error, kind)), INTERNAL_ERROR)
 
 
