@@ -23,6 +23,7 @@ from bourse.domain.errors import Conflict, InvalidInput, NotAuthenticated, NotFo
 from bourse.domain.identity import SERVICE_SCOPES, ServiceCaller
 from bourse.service.context import RequestMeta
 from bourse.service.ports import Clock, SecretCipher, UnitOfWorkFactory
+from bourse.service.principal_cache import TokenCache
 from bourse.service.security_epoch import SecurityEpoch
 
 SERVICE_TOKEN_PREFIX = "bst_"
@@ -32,6 +33,10 @@ _MAX_CALLERS = 10_000
 
 def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def _token_id(caller: ServiceCaller) -> int:
+    return caller.token_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,37 +51,6 @@ class NewAppKey:
     secret: str
 
 
-class _ServiceCallers:
-    """Token digest -> (valid until, as a POSIX timestamp; the caller). Only accepted tokens."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._entries: dict[bytes, tuple[float, ServiceCaller]] = {}
-        # Bumped by every revoke: a lookup that read the database before the revoke committed
-        # must not put its answer back afterwards.
-        self.generation = 0
-
-    def get(self, key: bytes, now: float) -> ServiceCaller | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if now >= entry[0]:
-            del self._entries[key]
-            return None
-        return entry[1]
-
-    def put(self, key: bytes, caller: ServiceCaller, now: float, generation: int) -> None:
-        if self.ttl <= 0 or generation != self.generation:
-            return
-        if len(self._entries) >= _MAX_CALLERS:
-            self._entries.clear()
-        self._entries[key] = (now + self.ttl, caller)
-
-    def forget_all(self) -> None:
-        self.generation += 1
-        self._entries.clear()
-
-
 class CredentialService:
     def __init__(
         self,
@@ -89,7 +63,7 @@ class CredentialService:
         self._uow = uow
         self._cipher = cipher
         self._clock = clock
-        self._callers = _ServiceCallers(caller_ttl)
+        self._callers: TokenCache[bytes, ServiceCaller] = TokenCache(caller_ttl, _MAX_CALLERS, _token_id)
         self._epoch = epoch if epoch is not None else SecurityEpoch(uow)
         self._epoch.on_change(self._callers.forget_all)
 
@@ -158,7 +132,7 @@ class CredentialService:
         if record is None or record.revoked:
             raise NotAuthenticated("unknown or revoked service token")
         caller = ServiceCaller(record.id, record.name, record.scopes)
-        self._callers.put(key, caller, now, generation)
+        self._callers.put(key, caller, now, float("inf"), generation)
         return caller
 
     async def create_app_key(

@@ -19,6 +19,8 @@ overflows the connection pool (new connections each time) every ``ttl`` seconds.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from bourse.domain.identity import Principal
 from bourse.domain.values import UserId
@@ -26,17 +28,23 @@ from bourse.domain.values import UserId
 DEFAULT_TTL_SECONDS = 60.0
 MAX_ENTRIES = 100_000
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-class PrincipalCache:
-    def __init__(self, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+
+class TokenCache(Generic[K, V]):
+    """Resolutions of tokens (key: the token or its digest), each with an owner to forget by."""
+
+    def __init__(self, ttl: float, max_entries: int, owner: Callable[[V], Hashable]) -> None:
         self.ttl = ttl
         self._max = max_entries
-        # token -> (valid until, as a POSIX timestamp of the service's clock; the principal)
-        self._entries: dict[str, tuple[float, Principal]] = {}
-        self._by_user: dict[UserId, set[str]] = {}
-        # Bumped by every forget_user: a lookup that read the database before a change
-        # committed here must not put its (now stale) answer back afterwards. One counter for
-        # all users: changes are rare, and a lookup that loses the race is only not cached.
+        self._owner = owner
+        # key -> (valid until, as a POSIX timestamp of the service's clock; the resolution)
+        self._entries: dict[K, tuple[float, V]] = {}
+        self._by_owner: dict[Hashable, set[K]] = {}
+        # Bumped by every forget: a lookup that read the database before a change committed
+        # here must not put its (now stale) answer back afterwards. One counter for all
+        # owners: changes are rare, and a lookup that loses the race is only not cached.
         self._generation = 0
 
     @property
@@ -44,28 +52,28 @@ class PrincipalCache:
         """Take before reading the database; give to ``put``."""
         return self._generation
 
-    def get(self, token: str, now: float) -> Principal | None:
-        entry = self._entries.get(token)
+    def get(self, key: K, now: float) -> V | None:
+        entry = self._entries.get(key)
         if entry is None:
             return None
         if now >= entry[0]:
-            self._drop(token, entry[1].uid)
+            self._drop(key, self._owner(entry[1]))
             return None
         return entry[1]
 
-    def put(self, token: str, principal: Principal, now: float, expires_at: float, generation: int) -> None:
+    def put(self, key: K, value: V, now: float, expires_at: float, generation: int) -> None:
         if self.ttl <= 0 or generation != self._generation:
             return
         if len(self._entries) >= self._max:
             self.clear()
         lifetime = self.ttl * (0.5 + 0.5 * random.random())  # noqa: S311 - spreading load, not a secret
-        self._entries[token] = (min(now + lifetime, expires_at), principal)
-        self._by_user.setdefault(principal.uid, set()).add(token)
+        self._entries[key] = (min(now + lifetime, expires_at), value)
+        self._by_owner.setdefault(self._owner(value), set()).add(key)
 
-    def forget_user(self, uid: UserId) -> None:
+    def forget_owner(self, owner: Hashable) -> None:
         self._generation += 1
-        for token in self._by_user.pop(uid, ()):
-            self._entries.pop(token, None)
+        for key in self._by_owner.pop(owner, ()):
+            self._entries.pop(key, None)
 
     def forget_all(self) -> None:
         """Drop every entry, and refuse the answers of lookups that read the database before."""
@@ -74,12 +82,26 @@ class PrincipalCache:
 
     def clear(self) -> None:
         self._entries.clear()
-        self._by_user.clear()
+        self._by_owner.clear()
 
-    def _drop(self, token: str, uid: UserId) -> None:
-        self._entries.pop(token, None)
-        tokens = self._by_user.get(uid)
-        if tokens is not None:
-            tokens.discard(token)
-            if not tokens:
-                del self._by_user[uid]
+    def _drop(self, key: K, owner: Hashable) -> None:
+        self._entries.pop(key, None)
+        keys = self._by_owner.get(owner)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_owner[owner]
+
+
+class PrincipalCache(TokenCache[str, Principal]):
+    """Bearer tokens' principals, forgotten by user."""
+
+    def __init__(self, ttl: float = DEFAULT_TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+        super().__init__(ttl, max_entries, _uid)
+
+    def forget_user(self, uid: UserId) -> None:
+        self.forget_owner(uid)
+
+
+def _uid(principal: Principal) -> UserId:
+    return principal.uid
