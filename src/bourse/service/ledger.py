@@ -45,6 +45,11 @@ def _money_moved(actor: str, subject: str, meta: RequestMeta | None, details: di
     return AuditEntry(actor, AuditAction.MONEY_MOVED, subject, meta.request_id, meta.ip, details)
 
 
+def _transaction_details(tx: LedgerTransaction) -> dict[str, Any]:
+    """What a posted transaction's audit entry says of it, after its ``tx_id``."""
+    return {"kind": tx.kind, "business_key": tx.business_key, "postings": _postings(tx)}
+
+
 def _postings(tx: LedgerTransaction) -> list[dict[str, str]]:
     return [
         {"owner": p.owner, "asset": str(p.asset), "bucket": str(p.bucket), "amount": str(p.amount)}
@@ -57,16 +62,7 @@ async def post(
 ) -> int:
     """Apply ``tx`` and audit it, in the caller's unit of work; returns the ledger tx id."""
     tx_id = await uow.ledger.apply(tx)
-    await audit_money_moved(
-        uow,
-        tx_id,
-        tx.kind,
-        actor=actor,
-        subject=subject,
-        meta=meta,
-        business_key=tx.business_key,
-        postings=_postings(tx),
-    )
+    await uow.audit.append(_money_moved(actor, subject, meta, {"tx_id": tx_id, **_transaction_details(tx)}))
     return tx_id
 
 
@@ -76,8 +72,7 @@ async def post_for_rollback(
     """``post`` in one round trip and without a savepoint (``LedgerRepository.post_audited``), for a
     use case that rolls its whole unit of work back on any error and runs it again on a retryable
     Conflict. The same transaction and audit entry as ``post``."""
-    details = {"kind": tx.kind, "business_key": tx.business_key, "postings": _postings(tx)}
-    return await uow.ledger.post_audited(tx, _money_moved(actor, subject, meta, details))
+    return await uow.ledger.post_audited(tx, _money_moved(actor, subject, meta, _transaction_details(tx)))
 
 
 async def post_many(
@@ -91,15 +86,8 @@ async def post_many(
     """``post`` for a batch: one set-based ledger write, one audit entry per transaction."""
     ids = await uow.ledger.apply_many(txs)
     for tx_id, tx in zip(ids, txs, strict=True):
-        await audit_money_moved(
-            uow,
-            tx_id,
-            tx.kind,
-            actor=actor,
-            subject=subject,
-            meta=meta,
-            business_key=tx.business_key,
-            postings=_postings(tx),
+        await uow.audit.append(
+            _money_moved(actor, subject, meta, {"tx_id": tx_id, **_transaction_details(tx)})
         )
     return ids
 

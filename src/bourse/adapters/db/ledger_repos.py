@@ -28,6 +28,7 @@ import builtins
 import contextlib
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bourse.adapters.db import ledger_tables as lt
 from bourse.adapters.db.array_literals import bigints, numerics, texts
-from bourse.adapters.db.tables import audit_log
+from bourse.adapters.db.identity_repos import SqlAuditLog
 from bourse.domain.audit import AuditEntry
 from bourse.domain.errors import (
     BourseError,
@@ -399,16 +400,7 @@ class SqlLedgerRepository:
         if written is not None:
             return written[0][0]
         tx_id = (await self.apply_many((tx,), savepoint=False))[0]
-        await self._c.execute(
-            insert(audit_log).values(
-                actor=entry.actor,
-                action=entry.action.value,
-                subject=entry.subject,
-                request_id=entry.request_id,
-                ip=entry.ip,
-                details={"tx_id": tx_id, **entry.details},
-            )
-        )
+        await SqlAuditLog(self._c).append(replace(entry, details={"tx_id": tx_id, **entry.details}))
         return tx_id
 
     async def write_with(
