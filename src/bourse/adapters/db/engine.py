@@ -21,10 +21,11 @@ def with_database(url: str, database: str) -> str:
 
 def make_engine(url: str, pool_size: int = 32, max_overflow: int | None = None) -> AsyncEngine:
     # ``pool_size`` connections are kept once opened; a burst beyond them opens up to
-    # ``max_overflow`` more (half as many by default), closed as soon as they are given back. A pool smaller than the requests that
-    # hold a connection at once opens and closes connections all the time under load: with 32
-    # concurrent wallet requests, 10 kept (and 20 more churning) cost 12 % more CPU per request
-    # and twice the p99 of 32 kept (bench/ext_orders_http.py).
+    # ``max_overflow`` more (half as many by default), closed as soon as they are given back.
+    # A pool smaller than the requests that hold a connection at once opens and closes
+    # connections all the time under load: with 32 concurrent wallet requests, 10 kept (and
+    # 20 more churning) cost 12 % more CPU per request and twice the p99 of 32 kept
+    # (bench/ext_orders_http.py).
     return create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
